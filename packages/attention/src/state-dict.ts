@@ -1,0 +1,56 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ShapeError, ValueError } from '@kvkit/tensor-utils';
+
+/** A parameter as a tensor or as `{ shape, data }` (row-major), the reference files' format. */
+export type StateDictEntry = tf.Tensor | { shape: readonly number[]; data: ArrayLike<number> };
+export type StateDict = Record<string, StateDictEntry>;
+
+/**
+ * Checks a state dict against the expected names and shapes (strict, like torch's
+ * `load_state_dict`): every name present, no unknown names, every shape exact, every value
+ * finite-or-not but numeric. Returns the values as float32 copies, or throws naming the
+ * first problem. Reads nothing it does not return and changes nothing.
+ */
+export function readStateDict(
+  dict: StateDict,
+  expected: Record<string, readonly number[]>,
+  owner: string,
+): Record<string, Float32Array> {
+  if (dict === null || typeof dict !== 'object') {
+    throw new ValueError(`${owner}.loadStateDict: expected an object of parameters, got ${String(dict)}`, {
+      argument: 'dict',
+      value: dict,
+    });
+  }
+  const names = Object.keys(expected);
+  const missing = names.filter((n) => !(n in dict));
+  const unexpected = Object.keys(dict).filter((n) => !(n in expected));
+  if (missing.length > 0 || unexpected.length > 0) {
+    throw new ValueError(
+      `${owner}.loadStateDict: missing keys [${missing.join(', ')}], unexpected keys [${unexpected.join(', ')}]`,
+      { argument: 'dict', value: { missing, unexpected } },
+    );
+  }
+  const out: Record<string, Float32Array> = {};
+  for (const name of names) {
+    const entry = dict[name]!;
+    const want = expected[name]!;
+    const shape = entry instanceof tf.Tensor ? entry.shape : entry?.shape;
+    if (!Array.isArray(shape) || shape.length !== want.length || shape.some((d, i) => d !== want[i])) {
+      throw new ShapeError(
+        `${owner}.loadStateDict: '${name}' must have shape [${want.join(', ')}], got [${Array.isArray(shape) ? shape.join(', ') : String(shape)}]`,
+        { expected: want, actual: Array.isArray(shape) ? shape : [] },
+      );
+    }
+    const size = want.reduce((p, d) => p * d, 1);
+    const data = entry instanceof tf.Tensor ? entry.dataSync() : entry.data;
+    if (data?.length !== size) {
+      throw new ShapeError(`${owner}.loadStateDict: '${name}' has ${data?.length} values for shape [${want.join(', ')}] (${size})`, {
+        expected: want,
+        actual: [data?.length ?? 0],
+      });
+    }
+    out[name] = Float32Array.from(data as ArrayLike<number>);
+  }
+  return out;
+}

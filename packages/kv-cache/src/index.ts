@@ -1,0 +1,3 @@
+// Public API of @kvkit/kv-cache.
+export type { KVCache, KVCacheShape, KVReadResult } from './kv-cache.ts';
+export { StaticKVCache } from './static.ts';
