@@ -1,6 +1,12 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { type KVCache, StaticKVCache } from '@kvkit/kv-cache';
-import { DisposedError, DTypeError, getDefaultGenerator, ShapeError, ValueError } from '@kvkit/tensor-utils';
+import {
+  DisposedError,
+  DTypeError,
+  getDefaultGenerator,
+  ShapeError,
+  ValueError,
+} from '@kvkit/tensor-utils';
+import * as tf from '@tensorflow/tfjs-core';
 import { type AttentionDims, attentionDims, type GPTConfig } from './config.ts';
 import { dropout } from './dropout.ts';
 import { Linear } from './linear.ts';
@@ -28,7 +34,7 @@ export interface ForwardOptions {
  * const mha = new CausalSelfAttention({ ...GPT.getDefaultConfig(), nHead: 1, nEmbd: 6, blockSize: 8 });
  * mha.eval();
  * const y = mha.forward(x);                                          // (B, T, C)
- * const y0 = mha.forward(x.slice([0, 0, 0], [2, 3, 6]), { useKvCache: true, startPos: 0 });
+ * const y0 = mha.forward(tf.slice(x, [0, 0, 0], [2, 3, 6]), { useKvCache: true, startPos: 0 });
  */
 export class CausalSelfAttention {
   readonly dims: Readonly<AttentionDims>;
@@ -77,11 +83,19 @@ export class CausalSelfAttention {
   useCache(cache: KVCache): this {
     this.#alive();
     const { maxBatchSize, nKvHeads, headSize, blockSize } = this.dims;
-    if (cache.nKvHeads !== nKvHeads || cache.headSize !== headSize || cache.capacity < blockSize || this.layer >= cache.nLayers) {
+    if (
+      cache.nKvHeads !== nKvHeads ||
+      cache.headSize !== headSize ||
+      cache.capacity < blockSize ||
+      this.layer >= cache.nLayers
+    ) {
       throw new ShapeError(
         `useCache: cache (nkv=${cache.nKvHeads}, hs=${cache.headSize}, capacity=${cache.capacity}, layers=${cache.nLayers}) ` +
           `does not fit this layer (nkv=${nKvHeads}, hs=${headSize}, blockSize=${blockSize}, layer=${this.layer})`,
-        { expected: [maxBatchSize, nKvHeads, blockSize, headSize], actual: [cache.maxBatchSize, cache.nKvHeads, cache.capacity, cache.headSize] },
+        {
+          expected: [maxBatchSize, nKvHeads, blockSize, headSize],
+          actual: [cache.maxBatchSize, cache.nKvHeads, cache.capacity, cache.headSize],
+        },
       );
     }
     if (this.#ownsCache) this.#cache?.dispose();
@@ -127,7 +141,7 @@ export class CausalSelfAttention {
       const qh = tf.transpose(tf.reshape(q!, [B, T, nh, hs]), [0, 2, 1, 3]); // (B, nh, T, hs)
       let keys = tf.transpose(tf.reshape(k!, [B, T, nkv, hs]), [0, 2, 1, 3]); // (B, nkv, T, hs)
       let values = tf.transpose(tf.reshape(v!, [B, T, nkv, hs]), [0, 2, 1, 3]); // (B, nkv, T, hs)
-      let keyPositions = Int32Array.from({ length: T }, (_, i) => startPos + i);
+      let keyPositions: Int32Array = Int32Array.from({ length: T }, (_, i) => startPos + i);
       if (cache) {
         cache.write(this.layer, keys, values, startPos);
         const read = cache.read(this.layer, B, startPos + T); // (B, nkv, t, hs)
@@ -143,7 +157,10 @@ export class CausalSelfAttention {
       att = tf.softmax(att, -1);
       if (this.#training) att = dropout(att, this.dims.attnPdrop, getDefaultGenerator());
       const yg = tf.matMul(att, values); // (B, nkv, g*T, hs)
-      const y = tf.reshape(tf.transpose(tf.reshape(yg, [B, nh, T, hs]), [0, 2, 1, 3]), [B * T, C]); // (B*T, C)
+      const y = tf.reshape(tf.transpose(tf.reshape(yg, [B, nh, T, hs]), [0, 2, 1, 3]), [
+        B * T,
+        C,
+      ]) as tf.Tensor2D; // (B*T, C)
       let out: tf.Tensor = tf.reshape(this.cProj.apply(y), [B, T, C]); // (B, T, C)
       if (this.#training) out = dropout(out, this.dims.residPdrop, getDefaultGenerator());
       return out as tf.Tensor3D;
@@ -151,11 +168,19 @@ export class CausalSelfAttention {
   }
 
   /** Parameters under torch's names and layouts, as new tensors the caller owns. */
-  stateDict(): Record<'c_attn.weight' | 'c_attn.bias' | 'c_proj.weight' | 'c_proj.bias', tf.Tensor> {
+  stateDict(): Record<
+    'c_attn.weight' | 'c_attn.bias' | 'c_proj.weight' | 'c_proj.bias',
+    tf.Tensor
+  > {
     this.#alive();
     const a = this.cAttn.state();
     const p = this.cProj.state();
-    return { 'c_attn.weight': a.weight, 'c_attn.bias': a.bias, 'c_proj.weight': p.weight, 'c_proj.bias': p.bias };
+    return {
+      'c_attn.weight': a.weight,
+      'c_attn.bias': a.bias,
+      'c_proj.weight': p.weight,
+      'c_proj.bias': p.bias,
+    };
   }
 
   /**
@@ -169,7 +194,12 @@ export class CausalSelfAttention {
     const qkv = C + 2 * nKvHeads * headSize;
     const p = readStateDict(
       dict,
-      { 'c_attn.weight': [qkv, C], 'c_attn.bias': [qkv], 'c_proj.weight': [C, C], 'c_proj.bias': [C] },
+      {
+        'c_attn.weight': [qkv, C],
+        'c_attn.bias': [qkv],
+        'c_proj.weight': [C, C],
+        'c_proj.bias': [C],
+      },
       'CausalSelfAttention',
     );
     this.cAttn.load(p['c_attn.weight']!, p['c_attn.bias']!);
@@ -203,18 +233,27 @@ export class CausalSelfAttention {
   #checkInput(x: tf.Tensor, useKvCache: boolean, startPos: number): void {
     this.#alive();
     if (!(x instanceof tf.Tensor)) {
-      throw new ValueError(`forward: x must be a tf.Tensor, got ${typeof x}`, { argument: 'x', value: x });
+      throw new ValueError(`forward: x must be a tf.Tensor, got ${typeof x}`, {
+        argument: 'x',
+        value: x,
+      });
     }
     if (x.isDisposed) throw new DisposedError('forward: input tensor x');
     if (x.dtype !== 'float32') {
-      throw new DTypeError(`forward: x must be float32, got ${x.dtype}`, { expected: 'float32', actual: x.dtype });
+      throw new DTypeError(`forward: x must be float32, got ${x.dtype}`, {
+        expected: 'float32',
+        actual: x.dtype,
+      });
     }
     const { nEmbd, blockSize } = this.dims;
     if (x.rank !== 3 || x.shape[2] !== nEmbd) {
-      throw new ShapeError(`forward: x must have shape (B, T, C=${nEmbd}), got [${x.shape.join(', ')}]`, {
-        expected: `[B, T, ${nEmbd}]`,
-        actual: x.shape,
-      });
+      throw new ShapeError(
+        `forward: x must have shape (B, T, C=${nEmbd}), got [${x.shape.join(', ')}]`,
+        {
+          expected: `[B, T, ${nEmbd}]`,
+          actual: x.shape,
+        },
+      );
     }
     const [B, T] = x.shape as [number, number];
     if (B === 0 || T === 0) {
@@ -225,13 +264,19 @@ export class CausalSelfAttention {
     }
     if (!useKvCache) {
       if (startPos !== 0) {
-        throw new ValueError(`forward: startPos ${startPos} is only meaningful with useKvCache: true`, {
-          argument: 'startPos',
-          value: startPos,
-        });
+        throw new ValueError(
+          `forward: startPos ${startPos} is only meaningful with useKvCache: true`,
+          {
+            argument: 'startPos',
+            value: startPos,
+          },
+        );
       }
       if (T > blockSize) {
-        throw new ShapeError(`forward: T = ${T} exceeds blockSize ${blockSize}`, { expected: `T <= ${blockSize}`, actual: x.shape });
+        throw new ShapeError(`forward: T = ${T} exceeds blockSize ${blockSize}`, {
+          expected: `T <= ${blockSize}`,
+          actual: x.shape,
+        });
       }
     }
     // Cache-related checks (batch, startPos, capacity, gaps) are the cache's: forward runs them

@@ -81,10 +81,13 @@ export function attentionDims(config: Partial<GPTConfig>): AttentionDims {
   const maxBatchSize = need('maxBatchSize');
   const nKvHeads = config.nKvHeads ?? nHead;
   if (!Number.isInteger(nKvHeads) || nKvHeads < 1 || nHead % nKvHeads !== 0) {
-    throw new ValueError(`config.nKvHeads must be a positive integer dividing nHead ${nHead}, got ${nKvHeads}`, {
-      argument: 'nKvHeads',
-      value: nKvHeads,
-    });
+    throw new ValueError(
+      `config.nKvHeads must be a positive integer dividing nHead ${nHead}, got ${nKvHeads}`,
+      {
+        argument: 'nKvHeads',
+        value: nKvHeads,
+      },
+    );
   }
   if (nEmbd % nHead !== 0) {
     throw new ValueError(`config.nEmbd ${nEmbd} must be divisible by nHead ${nHead}`, {
@@ -95,7 +98,10 @@ export function attentionDims(config: Partial<GPTConfig>): AttentionDims {
   const rate = (argument: 'attnPdrop' | 'residPdrop'): number => {
     const value = config[argument] ?? 0;
     if (!(value >= 0 && value < 1)) {
-      throw new ValueError(`config.${argument} must be in [0, 1), got ${value}`, { argument, value });
+      throw new ValueError(`config.${argument} must be in [0, 1), got ${value}`, {
+        argument,
+        value,
+      });
     }
     return value;
   };

@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { type Generator, uniformValues } from '@kvkit/tensor-utils';
+import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * Inverted dropout drawn from a kvkit Generator, so `setSeed` makes training-mode forwards

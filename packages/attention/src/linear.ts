@@ -1,5 +1,5 @@
+import { type Generator, linearInit } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
-import { linearInit, type Generator } from '@kvkit/tensor-utils';
 
 /**
  * `nn.Linear` for inference. The weight is kept transposed, `(in, out)`, because the wasm
@@ -33,7 +33,9 @@ export class Linear {
 
   /** Replaces the parameters with copies of already-validated `(out, in)` and `(out)` data. */
   load(weight: Float32Array, bias: Float32Array): void {
-    const weightT = tf.tidy(() => tf.transpose(tf.tensor2d(weight, [this.outFeatures, this.inFeatures])) as tf.Tensor2D);
+    const weightT = tf.tidy(
+      () => tf.transpose(tf.tensor2d(weight, [this.outFeatures, this.inFeatures])) as tf.Tensor2D,
+    );
     const b = tf.tensor1d(bias);
     this.dispose();
     this.#weightT = weightT;

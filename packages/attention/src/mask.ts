@@ -23,7 +23,8 @@ export function causalMask(
   const bias = new Float32Array(rows * t);
   for (let r = 0; r < rows; r++) {
     const queryPos = startPos + (r % newPositions);
-    for (let j = 0; j < t; j++) if (keyPositions[j]! > queryPos) bias[r * t + j] = Number.NEGATIVE_INFINITY;
+    for (let j = 0; j < t; j++)
+      if (keyPositions[j]! > queryPos) bias[r * t + j] = Number.NEGATIVE_INFINITY;
   }
   return tf.tensor2d(bias, [rows, t]); // (g*T, t)
 }

@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError, ValueError } from '@kvkit/tensor-utils';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** A parameter as a tensor or as `{ shape, data }` (row-major), the reference files' format. */
 export type StateDictEntry = tf.Tensor | { shape: readonly number[]; data: ArrayLike<number> };
@@ -17,10 +17,13 @@ export function readStateDict(
   owner: string,
 ): Record<string, Float32Array> {
   if (dict === null || typeof dict !== 'object') {
-    throw new ValueError(`${owner}.loadStateDict: expected an object of parameters, got ${String(dict)}`, {
-      argument: 'dict',
-      value: dict,
-    });
+    throw new ValueError(
+      `${owner}.loadStateDict: expected an object of parameters, got ${String(dict)}`,
+      {
+        argument: 'dict',
+        value: dict,
+      },
+    );
   }
   const names = Object.keys(expected);
   const missing = names.filter((n) => !(n in dict));
@@ -36,7 +39,11 @@ export function readStateDict(
     const entry = dict[name]!;
     const want = expected[name]!;
     const shape = entry instanceof tf.Tensor ? entry.shape : entry?.shape;
-    if (!Array.isArray(shape) || shape.length !== want.length || shape.some((d, i) => d !== want[i])) {
+    if (
+      !Array.isArray(shape) ||
+      shape.length !== want.length ||
+      shape.some((d, i) => d !== want[i])
+    ) {
       throw new ShapeError(
         `${owner}.loadStateDict: '${name}' must have shape [${want.join(', ')}], got [${Array.isArray(shape) ? shape.join(', ') : String(shape)}]`,
         { expected: want, actual: Array.isArray(shape) ? shape : [] },
@@ -45,10 +52,13 @@ export function readStateDict(
     const size = want.reduce((p, d) => p * d, 1);
     const data = entry instanceof tf.Tensor ? entry.dataSync() : entry.data;
     if (data?.length !== size) {
-      throw new ShapeError(`${owner}.loadStateDict: '${name}' has ${data?.length} values for shape [${want.join(', ')}] (${size})`, {
-        expected: want,
-        actual: [data?.length ?? 0],
-      });
+      throw new ShapeError(
+        `${owner}.loadStateDict: '${name}' has ${data?.length} values for shape [${want.join(', ')}] (${size})`,
+        {
+          expected: want,
+          actual: [data?.length ?? 0],
+        },
+      );
     }
     out[name] = Float32Array.from(data as ArrayLike<number>);
   }

@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { maxAbsDiff, rand, setSeed } from '@kvkit/tensor-utils';
+import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { CausalSelfAttention, GPT } from '../src/index.ts';
@@ -25,7 +25,14 @@ function make({ B, T, nKvHeads, groups, hs }: Cfg, seed: number) {
   const C = nHead * hs;
   setSeed(seed);
   const x = rand([B, T, C]);
-  const mha = new CausalSelfAttention({ ...GPT.getDefaultConfig(), nEmbd: C, nHead, nKvHeads, blockSize: T + 3, maxBatchSize: B + 1 });
+  const mha = new CausalSelfAttention({
+    ...GPT.getDefaultConfig(),
+    nEmbd: C,
+    nHead,
+    nKvHeads,
+    blockSize: T + 3,
+    maxBatchSize: B + 1,
+  });
   mha.eval();
   return { x, mha, C, nHead };
 }
@@ -44,7 +51,13 @@ describe('no-cache forward against a float64 re-computation', () => {
       cProjW: s['c_proj.weight'].dataSync() as Float32Array,
       cProjB: s['c_proj.bias'].dataSync() as Float32Array,
     };
-    const expected = attentionFloat64(x.dataSync() as Float32Array, [cfg.B, cfg.T, C], nHead, cfg.nKvHeads, w);
+    const expected = attentionFloat64(
+      x.dataSync() as Float32Array,
+      [cfg.B, cfg.T, C],
+      nHead,
+      cfg.nKvHeads,
+      w,
+    );
     const y = mha.forward(x);
     const ref = tf.tensor(Float32Array.from(expected), y.shape);
     expect(maxAbsDiff(y, ref)).toBeLessThanOrEqual(TOL);
@@ -55,7 +68,9 @@ describe('no-cache forward against a float64 re-computation', () => {
 
 /** Splits T into chunk sizes from fast-check's draws. */
 function chunksOf(T: number, cuts: number[]): number[] {
-  const points = [...new Set(cuts.map((c) => 1 + (c % (T - 1 || 1))).filter((c) => c < T))].sort((a, b) => a - b);
+  const points = [...new Set(cuts.map((c) => 1 + (c % (T - 1 || 1))).filter((c) => c < T))].sort(
+    (a, b) => a - b,
+  );
   const sizes: number[] = [];
   let prev = 0;
   for (const p of [...points, T]) {

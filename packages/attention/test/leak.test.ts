@@ -1,6 +1,6 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { rand, setSeed } from '@kvkit/tensor-utils';
 import { expectNoLeak } from '@kvkit/tensor-utils/testing';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, expect, test } from 'vitest';
 import { CausalSelfAttention, GPT } from '../src/index.ts';
 import { setupBackend } from './support.ts';
@@ -11,7 +11,14 @@ test('1,000 decode steps leave tf.memory().numTensors unchanged apart from the o
   const C = 16;
   const steps = 1000;
   setSeed(0);
-  const mha = new CausalSelfAttention({ ...GPT.getDefaultConfig(), nHead: 4, nKvHeads: 2, nEmbd: C, blockSize: steps + 4, maxBatchSize: 2 });
+  const mha = new CausalSelfAttention({
+    ...GPT.getDefaultConfig(),
+    nHead: 4,
+    nKvHeads: 2,
+    nEmbd: C,
+    blockSize: steps + 4,
+    maxBatchSize: 2,
+  });
   mha.eval();
   const x = rand([2, 1, C]);
   const prompt = rand([2, 4, C]);
@@ -19,7 +26,8 @@ test('1,000 decode steps leave tf.memory().numTensors unchanged apart from the o
   const outputs: tf.Tensor[] = [];
   await expectNoLeak(
     () => {
-      for (let p = 4; p < 4 + steps; p++) outputs.push(mha.forward(x, { useKvCache: true, startPos: p }));
+      for (let p = 4; p < 4 + steps; p++)
+        outputs.push(mha.forward(x, { useKvCache: true, startPos: p }));
     },
     { allowed: steps, label: `${steps} decode steps` },
   );

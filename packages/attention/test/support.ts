@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@kvkit/tensor-utils';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** Tests run on the backend kvkit is tuned for; KVKIT_TEST_BACKEND=cpu runs them on cpu. */
 export async function setupBackend(): Promise<void> {

@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import {
   CacheCapacityError,
   DisposedError,
@@ -8,6 +7,7 @@ import {
   setSeed,
   ValueError,
 } from '@kvkit/tensor-utils';
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { CausalSelfAttention, GPT } from '../src/index.ts';
 import { bits, setupBackend } from './support.ts';
@@ -38,18 +38,90 @@ function state(mha: CausalSelfAttention) {
   return s;
 }
 
-const cases: [string, () => tf.Tensor, { useKvCache?: boolean; startPos?: number }, new (...a: never[]) => Error, RegExp][] = [
-  ['x not rank 3', () => tf.zeros([2, C]), { useKvCache: true, startPos: 5 }, ShapeError, /\(B, T, C=6\), got \[2, 6\]/],
-  ['last dim != nEmbd', () => tf.zeros([2, 1, 5]), { useKvCache: true, startPos: 5 }, ShapeError, /got \[2, 1, 5\]/],
-  ['B > maxBatchSize', () => tf.zeros([5, 1, C]), { useKvCache: true, startPos: 5 }, CacheCapacityError, /batch size 5 exceeds maxBatchSize 4/],
-  ['T = 0', () => tf.zeros([2, 0, C]), { useKvCache: true, startPos: 5 }, ShapeError, /T >= 1, got \[2, 0, 6\]/],
-  ['non-integer startPos', () => tf.zeros([2, 1, C]), { useKvCache: true, startPos: 2.5 }, ValueError, /startPos must be a non-negative integer, got 2.5/],
-  ['negative startPos', () => tf.zeros([2, 1, C]), { useKvCache: true, startPos: -1 }, ValueError, /got -1/],
-  ['startPos + T > blockSize', () => tf.zeros([2, 4, C]), { useKvCache: true, startPos: 5 }, CacheCapacityError, /5 \+ 4 = 9 exceeds the capacity \(blockSize\) 8/],
-  ['a gap past the cached length', () => tf.zeros([2, 1, C]), { useKvCache: true, startPos: 6 }, ValueError, /startPos 6 would leave a gap: only positions \[0, 5\) are cached/],
-  ['wrong dtype', () => tf.zeros([2, 1, C], 'int32'), { useKvCache: true, startPos: 5 }, DTypeError, /must be float32, got int32/],
-  ['startPos without the cache', () => tf.zeros([2, 1, C]), { startPos: 3 }, ValueError, /only meaningful with useKvCache/],
-  ['T > blockSize without the cache', () => tf.zeros([1, 9, C]), {}, ShapeError, /T = 9 exceeds blockSize 8/],
+const cases: [
+  string,
+  () => tf.Tensor,
+  { useKvCache?: boolean; startPos?: number },
+  new (...a: never[]) => Error,
+  RegExp,
+][] = [
+  [
+    'x not rank 3',
+    () => tf.zeros([2, C]),
+    { useKvCache: true, startPos: 5 },
+    ShapeError,
+    /\(B, T, C=6\), got \[2, 6\]/,
+  ],
+  [
+    'last dim != nEmbd',
+    () => tf.zeros([2, 1, 5]),
+    { useKvCache: true, startPos: 5 },
+    ShapeError,
+    /got \[2, 1, 5\]/,
+  ],
+  [
+    'B > maxBatchSize',
+    () => tf.zeros([5, 1, C]),
+    { useKvCache: true, startPos: 5 },
+    CacheCapacityError,
+    /batch size 5 exceeds maxBatchSize 4/,
+  ],
+  [
+    'T = 0',
+    () => tf.zeros([2, 0, C]),
+    { useKvCache: true, startPos: 5 },
+    ShapeError,
+    /T >= 1, got \[2, 0, 6\]/,
+  ],
+  [
+    'non-integer startPos',
+    () => tf.zeros([2, 1, C]),
+    { useKvCache: true, startPos: 2.5 },
+    ValueError,
+    /startPos must be a non-negative integer, got 2.5/,
+  ],
+  [
+    'negative startPos',
+    () => tf.zeros([2, 1, C]),
+    { useKvCache: true, startPos: -1 },
+    ValueError,
+    /got -1/,
+  ],
+  [
+    'startPos + T > blockSize',
+    () => tf.zeros([2, 4, C]),
+    { useKvCache: true, startPos: 5 },
+    CacheCapacityError,
+    /5 \+ 4 = 9 exceeds the capacity \(blockSize\) 8/,
+  ],
+  [
+    'a gap past the cached length',
+    () => tf.zeros([2, 1, C]),
+    { useKvCache: true, startPos: 6 },
+    ValueError,
+    /startPos 6 would leave a gap: only positions \[0, 5\) are cached/,
+  ],
+  [
+    'wrong dtype',
+    () => tf.zeros([2, 1, C], 'int32'),
+    { useKvCache: true, startPos: 5 },
+    DTypeError,
+    /must be float32, got int32/,
+  ],
+  [
+    'startPos without the cache',
+    () => tf.zeros([2, 1, C]),
+    { startPos: 3 },
+    ValueError,
+    /only meaningful with useKvCache/,
+  ],
+  [
+    'T > blockSize without the cache',
+    () => tf.zeros([1, 9, C]),
+    {},
+    ShapeError,
+    /T = 9 exceeds blockSize 8/,
+  ],
 ];
 
 describe('forward rejects bad input and leaves the cache bit-for-bit unchanged', () => {
@@ -90,11 +162,15 @@ describe('forward rejects bad input and leaves the cache bit-for-bit unchanged',
   });
 
   test('bad configs name the value', () => {
-    expect(() => new CausalSelfAttention({ ...config, nEmbd: 7 })).toThrow(/nEmbd 7 must be divisible by nHead 2/);
-    expect(() => new CausalSelfAttention({ ...config, nKvHeads: 3 })).toThrow(/dividing nHead 2, got 3/);
-    expect(() => new CausalSelfAttention({ ...GPT.getDefaultConfig(), nHead: 1, nEmbd: 6 })).toThrow(
-      /config.blockSize must be a positive integer, got null/,
+    expect(() => new CausalSelfAttention({ ...config, nEmbd: 7 })).toThrow(
+      /nEmbd 7 must be divisible by nHead 2/,
     );
+    expect(() => new CausalSelfAttention({ ...config, nKvHeads: 3 })).toThrow(
+      /dividing nHead 2, got 3/,
+    );
+    expect(
+      () => new CausalSelfAttention({ ...GPT.getDefaultConfig(), nHead: 1, nEmbd: 6 }),
+    ).toThrow(/config.blockSize must be a positive integer, got null/);
   });
 });
 
@@ -108,10 +184,31 @@ describe('loadStateDict is strict and atomic', () => {
   };
 
   test.each([
-    ['a missing name', (d: Record<string, unknown>) => delete d['c_proj.bias'], ValueError, /missing keys \[c_proj.bias\]/],
-    ['an unknown name', (d: Record<string, unknown>) => (d['c_attn.extra'] = { shape: [1], data: [0] }), ValueError, /unexpected keys \[c_attn.extra\]/],
-    ['a wrong shape', (d: Record<string, unknown>) => (d['c_proj.weight'] = { shape: [6, 5], data: new Array(30).fill(0) }), ShapeError, /'c_proj.weight' must have shape \[6, 6\], got \[6, 5\]/],
-    ['too few values', (d: Record<string, unknown>) => (d['c_proj.bias'] = { shape: [6], data: [1, 2] }), ShapeError, /'c_proj.bias' has 2 values for shape \[6\]/],
+    [
+      'a missing name',
+      (d: Record<string, unknown>) => delete d['c_proj.bias'],
+      ValueError,
+      /missing keys \[c_proj.bias\]/,
+    ],
+    [
+      'an unknown name',
+      (d: Record<string, unknown>) => (d['c_attn.extra'] = { shape: [1], data: [0] }),
+      ValueError,
+      /unexpected keys \[c_attn.extra\]/,
+    ],
+    [
+      'a wrong shape',
+      (d: Record<string, unknown>) =>
+        (d['c_proj.weight'] = { shape: [6, 5], data: new Array(30).fill(0) }),
+      ShapeError,
+      /'c_proj.weight' must have shape \[6, 6\], got \[6, 5\]/,
+    ],
+    [
+      'too few values',
+      (d: Record<string, unknown>) => (d['c_proj.bias'] = { shape: [6], data: [1, 2] }),
+      ShapeError,
+      /'c_proj.bias' has 2 values for shape \[6\]/,
+    ],
   ] as const)('%s', (_, edit, ErrorClass, message) => {
     const mha = primed();
     const before = mha.stateDict();
@@ -139,7 +236,8 @@ describe('loadStateDict is strict and atomic', () => {
     const c = new CausalSelfAttention(config).loadStateDict(plain);
     for (const m of [b, c]) {
       const s = m.stateDict();
-      for (const k of Object.keys(dict) as (keyof typeof dict)[]) expect(bits(s[k])).toEqual(bits(dict[k]));
+      for (const k of Object.keys(dict) as (keyof typeof dict)[])
+        expect(bits(s[k])).toEqual(bits(dict[k]));
       tf.dispose(Object.values(s));
       m.dispose();
     }

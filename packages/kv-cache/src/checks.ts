@@ -1,5 +1,5 @@
-import type { Tensor } from '@tensorflow/tfjs-core';
 import { CacheCapacityError, DTypeError, ShapeError, ValueError } from '@kvkit/tensor-utils';
+import type { Tensor } from '@tensorflow/tfjs-core';
 import type { KVCacheShape } from './kv-cache.ts';
 
 /**
@@ -11,10 +11,13 @@ export function checkCacheShape(shape: KVCacheShape): Required<KVCacheShape> {
   const full = { nLayers: 1, ...shape };
   for (const [argument, value] of Object.entries(full)) {
     if (!Number.isInteger(value) || (value as number) < 1) {
-      throw new ValueError(`KV cache ${argument} must be a positive integer, got ${String(value)}`, {
-        argument,
-        value,
-      });
+      throw new ValueError(
+        `KV cache ${argument} must be a positive integer, got ${String(value)}`,
+        {
+          argument,
+          value,
+        },
+      );
     }
   }
   return full;
@@ -45,7 +48,12 @@ export function checkBatch(batchSize: number, maxBatchSize: number): void {
 }
 
 /** startPos must be an integer in [0, length] (no gap) and startPos + T must fit. */
-export function checkPositions(startPos: number, newPositions: number, length: number, capacity: number): void {
+export function checkPositions(
+  startPos: number,
+  newPositions: number,
+  length: number,
+  capacity: number,
+): void {
   if (!Number.isInteger(newPositions) || newPositions < 1) {
     throw new ShapeError(`T must be at least 1 new position, got ${newPositions}`, {
       expected: 'T >= 1',
@@ -73,13 +81,21 @@ export function checkPositions(startPos: number, newPositions: number, length: n
 }
 
 /** keys and values must both be float32 (B, nkv, T, hs) with the cache's nkv and hs. */
-export function checkKeyValues(keys: Tensor, values: Tensor, nKvHeads: number, headSize: number): void {
+export function checkKeyValues(
+  keys: Tensor,
+  values: Tensor,
+  nKvHeads: number,
+  headSize: number,
+): void {
   for (const [name, t] of [
     ['keys', keys],
     ['values', values],
   ] as const) {
     if (t.dtype !== 'float32') {
-      throw new DTypeError(`${name} must be float32, got ${t.dtype}`, { expected: 'float32', actual: t.dtype });
+      throw new DTypeError(`${name} must be float32, got ${t.dtype}`, {
+        expected: 'float32',
+        actual: t.dtype,
+      });
     }
     if (t.rank !== 4 || t.shape[1] !== nKvHeads || t.shape[3] !== headSize) {
       throw new ShapeError(

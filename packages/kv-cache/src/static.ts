@@ -1,6 +1,12 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { DisposedError, ValueError } from '@kvkit/tensor-utils';
-import { checkBatch, checkCacheShape, checkKeyValues, checkLayer, checkPositions } from './checks.ts';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  checkBatch,
+  checkCacheShape,
+  checkKeyValues,
+  checkLayer,
+  checkPositions,
+} from './checks.ts';
 import type { KVCache, KVCacheShape, KVReadResult } from './kv-cache.ts';
 
 /**
@@ -76,8 +82,10 @@ export class StaticKVCache implements KVCache {
     this.checkWrite(layer, B, startPos, T);
     const k = keys.dataSync() as Float32Array;
     const v = values.dataSync() as Float32Array;
-    const kStore = (this.#keys[layer] ??= new Float32Array(this.#layerSize()));
-    const vStore = (this.#values[layer] ??= new Float32Array(this.#layerSize()));
+    this.#keys[layer] ??= new Float32Array(this.#layerSize()); // allocated on first write
+    this.#values[layer] ??= new Float32Array(this.#layerSize());
+    const kStore = this.#keys[layer];
+    const vStore = this.#values[layer];
     const hs = this.headSize;
     const run = T * hs; // one (b, h) run of new rows is contiguous in both layouts
     for (let bh = 0; bh < B * this.nKvHeads; bh++) {
@@ -96,7 +104,10 @@ export class StaticKVCache implements KVCache {
     const length = this.#lengths[layer]!;
     const stop = end ?? length;
     if (!Number.isInteger(stop) || stop < 1 || stop > length) {
-      throw new ValueError(`read: end must be an integer in [1, ${length}], got ${stop}`, { argument: 'end', value: stop });
+      throw new ValueError(`read: end must be an integer in [1, ${length}], got ${stop}`, {
+        argument: 'end',
+        value: stop,
+      });
     }
     const hs = this.headSize;
     const run = stop * hs;
@@ -126,7 +137,12 @@ export class StaticKVCache implements KVCache {
     checkLayer(layer, this.nLayers);
     const store = (which === 'keys' ? this.#keys : this.#values)[layer];
     if (!store) return null;
-    return tf.tensor4d(store.slice(), [this.maxBatchSize, this.nKvHeads, this.capacity, this.headSize]);
+    return tf.tensor4d(store.slice(), [
+      this.maxBatchSize,
+      this.nKvHeads,
+      this.capacity,
+      this.headSize,
+    ]);
   }
 
   reset(layer?: number): void {

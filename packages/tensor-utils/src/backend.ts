@@ -1,7 +1,4 @@
 import * as tf from '@tensorflow/tfjs-core';
-// Chained ops (`x.slice(...)`, `t.transpose()`) are what @tensorflow/tfjs users expect; tfjs-core
-// alone leaves them out. This is the one side effect of this package.
-import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';
 import { BackendError } from './errors.ts';
 
 /** Backends kvkit sets up. `wasm` is the one it is tuned for; `cpu` is the portable fallback. */
@@ -21,7 +18,9 @@ export interface InitBackendOptions {
    * from file name to URL, as tfjs' `setWasmPaths`. Node needs none. In a Vite app the
    * `kvkitWasm()` plugin from `@kvkit/tensor-utils/vite` serves the binaries and sets this.
    */
-  wasmPaths?: string | Partial<Record<`tfjs-backend-wasm${'' | '-simd' | '-threaded-simd'}.wasm`, string>>;
+  wasmPaths?:
+    | string
+    | Partial<Record<`tfjs-backend-wasm${'' | '-simd' | '-threaded-simd'}.wasm`, string>>;
 }
 
 const backendNames: readonly BackendName[] = ['wasm', 'cpu'];
@@ -42,9 +41,12 @@ export async function initBackend(
   options: InitBackendOptions = {},
 ): Promise<BackendInfo> {
   if (!backendNames.includes(name)) {
-    throw new BackendError(`initBackend: unknown backend '${String(name)}' (expected one of ${backendNames.join(', ')})`, {
-      backend: String(name),
-    });
+    throw new BackendError(
+      `initBackend: unknown backend '${String(name)}' (expected one of ${backendNames.join(', ')})`,
+      {
+        backend: String(name),
+      },
+    );
   }
   if (name === 'cpu') {
     await import('@tensorflow/tfjs-backend-cpu');
@@ -59,12 +61,18 @@ export async function initBackend(
   try {
     ok = await tf.setBackend(name);
   } catch (cause) {
-    throw new BackendError(`initBackend: the '${name}' backend failed to initialise`, { backend: name }, { cause });
+    throw new BackendError(
+      `initBackend: the '${name}' backend failed to initialise`,
+      { backend: name },
+      { cause },
+    );
   }
   if (!ok) {
     throw new BackendError(
       `initBackend: the '${name}' backend failed to initialise` +
-        (name === 'wasm' ? ' (in a browser, check that the .wasm binaries are served: see wasmPaths)' : ''),
+        (name === 'wasm'
+          ? ' (in a browser, check that the .wasm binaries are served: see wasmPaths)'
+          : ''),
       { backend: name },
     );
   }

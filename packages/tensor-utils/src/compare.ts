@@ -38,7 +38,11 @@ export function equal(a: Tensor, b: Tensor): boolean {
  * @example
  * isclose(tf.tensor([1, 2]), tf.tensor([1, 2.1])).values; // [true, false]
  */
-export function isclose(a: Tensor, b: Tensor, options: CloseOptions = {}): { shape: number[]; values: boolean[] } {
+export function isclose(
+  a: Tensor,
+  b: Tensor,
+  options: CloseOptions = {},
+): { shape: number[]; values: boolean[] } {
   const { rtol, atol, equalNan } = closeOptions(options);
   const shape = broadcastShapes(a.shape, b.shape, 'isclose');
   const x = broadcastValues(a, shape);
@@ -95,7 +99,10 @@ function closeOptions(options: CloseOptions): Required<CloseOptions> {
     ['atol', atol],
   ] as const) {
     if (!(value >= 0)) {
-      throw new ValueError(`${argument} must be a non-negative number, got ${value}`, { argument, value });
+      throw new ValueError(`${argument} must be a non-negative number, got ${value}`, {
+        argument,
+        value,
+      });
     }
   }
   return { rtol, atol, equalNan };
@@ -113,10 +120,13 @@ export function broadcastShapes(a: readonly number[], b: readonly number[], op: 
     const da = a[a.length - n + i] ?? 1;
     const db = b[b.length - n + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
-      throw new ShapeError(`${op}: shapes [${a.join(', ')}] and [${b.join(', ')}] do not broadcast`, {
-        expected: [...a],
-        actual: [...b],
-      });
+      throw new ShapeError(
+        `${op}: shapes [${a.join(', ')}] and [${b.join(', ')}] do not broadcast`,
+        {
+          expected: [...a],
+          actual: [...b],
+        },
+      );
     }
     out.push(da === 1 ? db : da);
   }

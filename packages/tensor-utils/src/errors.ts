@@ -47,7 +47,11 @@ export class DTypeError extends KvkitError {
 export class ValueError extends KvkitError {
   readonly argument: string;
   readonly value: unknown;
-  constructor(message: string, data: { argument: string; value: unknown }, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    data: { argument: string; value: unknown },
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.argument = data.argument;
     this.value = data.value;
@@ -58,7 +62,11 @@ export class ValueError extends KvkitError {
 export class CacheCapacityError extends KvkitError {
   readonly capacity: number;
   readonly requested: number;
-  constructor(message: string, data: { capacity: number; requested: number }, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    data: { capacity: number; requested: number },
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.capacity = data.capacity;
     this.requested = data.requested;

@@ -6,7 +6,13 @@ export class TensorLeakError extends KvkitError {
   readonly leaked: number;
   readonly before: number;
   readonly after: number;
-  constructor(data: { leaked: number; before: number; after: number; allowed: number; label?: string }) {
+  constructor(data: {
+    leaked: number;
+    before: number;
+    after: number;
+    allowed: number;
+    label?: string;
+  }) {
     super(
       `${data.label ? `${data.label}: ` : ''}${data.leaked} tensor(s) leaked ` +
         `(tf.memory().numTensors went from ${data.before} to ${data.after}; ${data.allowed} allowed)`,
@@ -33,14 +39,23 @@ export interface NoLeakOptions {
  * const out = await expectNoLeak(() => layer.forward(x), { allowed: 1 }); // the output itself
  * out.dispose();
  */
-export async function expectNoLeak<T>(fn: () => T | Promise<T>, options: NoLeakOptions = {}): Promise<T> {
+export async function expectNoLeak<T>(
+  fn: () => T | Promise<T>,
+  options: NoLeakOptions = {},
+): Promise<T> {
   const allowed = options.allowed ?? 0;
   const before = tf.memory().numTensors;
   const result = await fn();
   const after = tf.memory().numTensors;
   const leaked = after - before - allowed;
   if (leaked > 0) {
-    throw new TensorLeakError({ leaked, before, after, allowed, ...(options.label ? { label: options.label } : {}) });
+    throw new TensorLeakError({
+      leaked,
+      before,
+      after,
+      allowed,
+      ...(options.label ? { label: options.label } : {}),
+    });
   }
   return result;
 }
