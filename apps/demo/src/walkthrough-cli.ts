@@ -1,0 +1,3 @@
+import { runWalkthrough } from './walkthrough.ts';
+
+await runWalkthrough({ timeit: process.argv.includes('--timeit') });

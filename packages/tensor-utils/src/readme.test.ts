@@ -1,0 +1,31 @@
+import { readFileSync } from 'node:fs';
+import { beforeAll, expect, test } from 'vitest';
+import { initBackend } from './backend.ts';
+import { formatShape, formatTensor } from './format.ts';
+import { setSeed } from './generator.ts';
+import { linearInit } from './linear-init.ts';
+import { rand } from './random.ts';
+
+// The README's samples cannot rot: its output blocks (printed by PyTorch 1.13) must be exactly
+// what the same calls print here.
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const outputs = [...readme.matchAll(/```text\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+test('setSeed(42); rand([2, 8, 6]) prints as in the README', () => {
+  setSeed(42);
+  const input = rand([2, 8, 6]);
+  expect(`${formatShape(input)}\n${formatTensor(input)}`).toBe(outputs[0]);
+  input.dispose();
+});
+
+test('linearInit(6, 18) bias prints as in the README', () => {
+  setSeed(42);
+  const { weight, bias } = linearInit(6, 18);
+  expect(formatTensor(bias!)).toBe(outputs[1]);
+  weight.dispose();
+  bias!.dispose();
+});
