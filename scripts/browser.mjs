@@ -28,7 +28,10 @@ export function ensureChromium() {
   }
   console.log('\nkvkit: installing Debian chromium for the browser smoke tests (apt-get)');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', 'chromium']]) {
+  for (const args of [
+    ['update', '-qq'],
+    ['install', '-y', '-qq', '--no-install-recommends', 'chromium'],
+  ]) {
     const r = spawnSync('apt-get', args, { stdio: 'inherit', env });
     if (r.status !== 0) {
       console.error(`kvkit: apt-get ${args.join(' ')} failed (exit ${r.status})`);

@@ -62,7 +62,11 @@ function summarise() {
   let failed = 0;
   let skipped = 0;
   const reports = [];
-  const dirs = [root, ...['packages', 'apps'].flatMap((d) => listDirs(join(root, d))), join(root, 'docs')];
+  const dirs = [
+    root,
+    ...['packages', 'apps'].flatMap((d) => listDirs(join(root, d))),
+    join(root, 'docs'),
+  ];
   for (const dir of dirs) {
     const reportDir = join(dir, '.vitest-reports');
     if (!existsSync(reportDir)) continue;
@@ -71,11 +75,15 @@ function summarise() {
       passed += r.numPassedTests;
       failed += r.numFailedTests;
       skipped += r.numPendingTests + (r.numTodoTests ?? 0);
-      reports.push(`${join(dir, '.vitest-reports', f).slice(root.length + 1)}: ${r.numPassedTests} passed`);
+      reports.push(
+        `${join(dir, '.vitest-reports', f).slice(root.length + 1)}: ${r.numPassedTests} passed`,
+      );
     }
   }
   console.log(`\n${reports.join('\n')}`);
-  console.log(`\nkvkit: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  console.log(
+    `\nkvkit: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`,
+  );
   return { passed, failed, skipped };
 }
 
@@ -106,6 +114,7 @@ if (command === 'bench') {
       'lint',
       'test',
       'check-package',
+      'smoke',
       'smoke:pack',
       'e2e',
       '--output-logs=errors-only',

@@ -9,12 +9,14 @@
 export class KvkitError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = new.target.name;
   }
+  // Names are string literals (not new.target.name), so they survive minification.
+  override name = 'KvkitError';
 }
 
 /** A tensor's shape is not what the call needs. */
 export class ShapeError extends KvkitError {
+  override name = 'ShapeError';
   readonly expected: string | readonly number[];
   readonly actual: readonly number[];
   constructor(
@@ -30,6 +32,7 @@ export class ShapeError extends KvkitError {
 
 /** A tensor's dtype is not what the call needs. */
 export class DTypeError extends KvkitError {
+  override name = 'DTypeError';
   readonly expected: string | readonly string[];
   readonly actual: string;
   constructor(
@@ -45,6 +48,7 @@ export class DTypeError extends KvkitError {
 
 /** An argument is out of its allowed range or of the wrong kind. */
 export class ValueError extends KvkitError {
+  override name = 'ValueError';
   readonly argument: string;
   readonly value: unknown;
   constructor(
@@ -60,6 +64,7 @@ export class ValueError extends KvkitError {
 
 /** A write or read goes past what a cache can hold. */
 export class CacheCapacityError extends KvkitError {
+  override name = 'CacheCapacityError';
   readonly capacity: number;
   readonly requested: number;
   constructor(
@@ -75,6 +80,7 @@ export class CacheCapacityError extends KvkitError {
 
 /** An object was used after `dispose()`. */
 export class DisposedError extends KvkitError {
+  override name = 'DisposedError';
   readonly object: string;
   constructor(object: string, options?: { cause?: unknown }) {
     super(`${object} has been disposed`, options);
@@ -84,6 +90,7 @@ export class DisposedError extends KvkitError {
 
 /** The requested tfjs backend cannot be set up. */
 export class BackendError extends KvkitError {
+  override name = 'BackendError';
   readonly backend: string;
   constructor(message: string, data: { backend: string }, options?: { cause?: unknown }) {
     super(message, options);

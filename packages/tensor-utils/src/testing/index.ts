@@ -3,6 +3,7 @@ import { KvkitError } from '../errors.ts';
 
 /** Thrown by `expectNoLeak` when a function leaves tensors behind. */
 export class TensorLeakError extends KvkitError {
+  override name = 'TensorLeakError';
   readonly leaked: number;
   readonly before: number;
   readonly after: number;

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, expect, test } from 'vitest';
-import { initBackend } from './backend.ts';
-import { formatShape, formatTensor } from './format.ts';
-import { setSeed } from './generator.ts';
-import { linearInit } from './linear-init.ts';
-import { rand } from './random.ts';
+import { initBackend } from '../src/backend.ts';
+import { formatShape, formatTensor } from '../src/format.ts';
+import { setSeed } from '../src/generator.ts';
+import { linearInit } from '../src/linear-init.ts';
+import { rand } from '../src/random.ts';
 
 // The README's samples cannot rot: its output blocks (printed by PyTorch 1.13) must be exactly
 // what the same calls print here.

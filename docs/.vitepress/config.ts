@@ -1,0 +1,89 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { kvkitWasm } from '@kvkit/tensor-utils/vite';
+import { type DefaultTheme, defineConfig } from 'vitepress';
+
+const srcDir = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/** The sidebar the site grows into; pages not written yet are left out (no dead links). */
+const plannedSidebar: DefaultTheme.SidebarItem[] = [
+  {
+    text: 'Guide',
+    items: [
+      { text: 'Getting started', link: '/guide/getting-started' },
+      { text: 'Why a KV cache', link: '/guide/why-kv-cache' },
+      { text: 'How it works', link: '/guide/how-it-works' },
+    ],
+  },
+  {
+    text: 'Concepts',
+    items: [{ text: 'Static cache', link: '/concepts/static-cache' }],
+  },
+  {
+    text: 'API',
+    items: [
+      { text: '@kvkit/tensor-utils', link: '/api/tensor-utils' },
+      { text: '@kvkit/kv-cache', link: '/api/kv-cache' },
+      { text: '@kvkit/attention', link: '/api/attention' },
+      { text: '@kvkit/bench', link: '/api/bench' },
+    ],
+  },
+  {
+    text: 'Benchmarks',
+    items: [{ text: 'Cached vs uncached decoding', link: '/benchmarks/' }],
+  },
+];
+
+function pageExists(link: string): boolean {
+  const path = link.endsWith('/') ? `${link}index.md` : `${link}.md`;
+  return existsSync(join(srcDir, path));
+}
+
+function existingPages(items: DefaultTheme.SidebarItem[]): DefaultTheme.SidebarItem[] {
+  return items.flatMap((item) => {
+    if (item.items) {
+      const children = existingPages(item.items);
+      return children.length > 0 ? [{ ...item, items: children }] : [];
+    }
+    return item.link === undefined || pageExists(item.link) ? [item] : [];
+  });
+}
+
+const sidebar = existingPages(plannedSidebar);
+
+export default defineConfig({
+  title: 'kvkit',
+  description:
+    "KV caching for transformer attention on TensorFlow.js: minGPT's CausalSelfAttention with a static key-value cache, on the WebAssembly backend.",
+  lang: 'en-US',
+  cleanUrls: false,
+  lastUpdated: false,
+  head: [
+    [
+      'link',
+      {
+        rel: 'icon',
+        type: 'image/svg+xml',
+        href: "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect width='16' height='16' rx='3' fill='%233451b2'/%3E%3Ctext x='8' y='12' font-size='10' text-anchor='middle' fill='white' font-family='monospace'%3EKV%3C/text%3E%3C/svg%3E",
+      },
+    ],
+  ],
+  themeConfig: {
+    nav: [
+      { text: 'Guide', link: '/guide/getting-started' },
+      ...(pageExists('/benchmarks/') ? [{ text: 'Benchmarks', link: '/benchmarks/' }] : []),
+    ],
+    sidebar,
+    outline: [2, 3],
+    search: { provider: 'local' },
+    socialLinks: [{ icon: 'github', link: 'https://github.com/kvkit/kvkit' }],
+    footer: { message: 'Released under the MIT License.' },
+  },
+  vite: {
+    // Serves (dev) and emits (build) the tfjs .wasm binaries under <base>tfjs-wasm/.
+    // VitePress renders its own HTML, so the plugin's transformIndexHtml hook never runs here:
+    // the LiveAttention component passes that folder to initBackend itself.
+    plugins: [kvkitWasm()],
+  },
+});

@@ -1,0 +1,75 @@
+import { describe, expect, test } from 'vitest';
+import { compareReports, formatComparison } from './compare.ts';
+import type { Report, Timing } from './report/schema.ts';
+import { growthExponent } from './scenarios/context.ts';
+
+function timing(samplesMs: number[]): Timing {
+  const meanMs = samplesMs.reduce((a, b) => a + b, 0) / samplesMs.length;
+  return {
+    meanMs,
+    stdMs: 0,
+    minMs: Math.min(...samplesMs),
+    medianMs: meanMs,
+    loops: 1,
+    repeats: samplesMs.length,
+    samplesMs,
+  };
+}
+
+function report(samples: Record<string, number[]>): Report {
+  return {
+    schemaVersion: 1,
+    environment: {} as Report['environment'],
+    scenarios: [
+      {
+        id: 'seed',
+        title: 'seed',
+        params: {},
+        derived: {},
+        measurements: Object.entries(samples).map(([key, s]) => ({
+          key,
+          labels: {},
+          timing: timing(s),
+        })),
+      },
+    ],
+  };
+}
+
+describe('compareReports', () => {
+  const base = report({
+    cached: [10, 10.2, 9.8, 10.1, 9.9],
+    uncached: [50, 51, 49, 50.5, 49.5],
+    gone: [1, 1],
+  });
+  test('a consistent 20% slowdown is real; a shift inside the spread is noise', () => {
+    const next = report({
+      cached: [12, 12.2, 11.8, 12.1, 11.9],
+      uncached: [50.4, 51.4, 49.4, 50.9, 49.9],
+      added: [1],
+    });
+    const rows = compareReports(base, next);
+    expect(rows.map((r) => [r.key, r.verdict])).toEqual([
+      ['cached', 'slower'],
+      ['uncached', 'noise'],
+    ]);
+    expect(rows[0]!.ratio).toBeCloseTo(1.2, 10);
+    expect(formatComparison(rows)).toMatch(/1 of 2 metrics changed beyond the noise/);
+  });
+  test('a large but tiny change (< 2%) is still noise; faster is named', () => {
+    const next = report({
+      cached: [9.9, 10.1, 9.7, 10, 9.8],
+      uncached: [40, 40.5, 39.5, 40.2, 39.8],
+    });
+    const rows = compareReports(base, next);
+    expect(rows.map((r) => r.verdict)).toEqual(['noise', 'faster']);
+  });
+});
+
+describe('growthExponent', () => {
+  test('is the log-log slope: 1 for linear, 2 for quadratic', () => {
+    const ts = [64, 128, 256, 512];
+    expect(growthExponent(ts.map((t) => ({ t, ms: 0.01 * t })))).toBeCloseTo(1, 12);
+    expect(growthExponent(ts.map((t) => ({ t, ms: 3e-5 * t * t })))).toBeCloseTo(2, 12);
+  });
+});

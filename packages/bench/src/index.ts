@@ -1,0 +1,27 @@
+// Public API of @kvkit/bench: the harness, the scenarios and the report, for programmatic use.
+// The `kvbench` command is cli.ts.
+export {
+  type ComparedMetric,
+  type CompareOptions,
+  compareReports,
+  formatComparison,
+} from './compare.ts';
+export { environment } from './environment.ts';
+export { formatTime, formatTimeit } from './report/format-time.ts';
+export type {
+  Environment,
+  Measurement,
+  Report,
+  Scenario,
+  ScenarioBase,
+  SeedScenario,
+  Timing,
+} from './report/schema.ts';
+export { schemaVersion } from './report/schema.ts';
+export { type RunOptions, runBenchmarks } from './run.ts';
+export type { ScenarioContext, ScenarioDefinition } from './scenario.ts';
+export { growthExponent } from './scenarios/context.ts';
+export { scenarios } from './scenarios/index.ts';
+export { findTorchPython, peerTorchScript } from './scenarios/peer-torch.ts';
+export { seedSizes, seedWorkload } from './scenarios/seed-workload.ts';
+export { type TimeitOptions, timeit } from './timeit.ts';

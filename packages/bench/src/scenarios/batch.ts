@@ -1,0 +1,40 @@
+import type { Measurement, Scenario } from '../report/schema.ts';
+import type { ScenarioDefinition } from '../scenario.ts';
+import { timeit } from '../timeit.ts';
+import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+
+/** Decode throughput as the batch grows: B tokens per step. */
+export const batchScenario: ScenarioDefinition = {
+  id: 'batch',
+  title: 'Decode tokens per second vs batch size (GPT-2 small layer, t=128)',
+  async run(ctx) {
+    const dims = ctx.quick ? quickLayer : gpt2Small;
+    const t = ctx.quick ? 32 : 128;
+    const measurements: Measurement[] = [];
+    for (const B of [1, 8, 32]) {
+      const w = layerWorkload({ ...dims, B, blockSize: t + 1 });
+      try {
+        w.fill(t);
+        ctx.progress(`batch: B=${B}`);
+        const timing = timeit(() => w.cachedStep(t), { budgetMs: 10_000, ...ctx.timing });
+        measurements.push({
+          key: `B=${B}`,
+          labels: { B },
+          timing,
+          extra: { tokensPerSecond: B / (timing.meanMs / 1000) },
+        });
+      } finally {
+        w.dispose();
+      }
+    }
+    const tps = measurements.map((m) => m.extra!.tokensPerSecond!);
+    const result: Scenario = {
+      id: 'batch',
+      title: this.title,
+      params: { ...dims, t, backend: ctx.backend },
+      measurements,
+      derived: { throughputGainB32overB1: tps[2]! / tps[0]! },
+    };
+    return result;
+  },
+};

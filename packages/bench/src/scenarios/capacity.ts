@@ -1,0 +1,40 @@
+import type { Measurement, Scenario } from '../report/schema.ts';
+import type { ScenarioDefinition } from '../scenario.ts';
+import { timeit } from '../timeit.ts';
+import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+
+/** The same decode step at t=64 in a small and a large static cache: cost must not follow capacity. */
+export const capacityScenario: ScenarioDefinition = {
+  id: 'capacity',
+  title: 'Decode step at t=64 with blockSize 128 vs 4096 (GPT-2 small layer, B=1)',
+  async run(ctx) {
+    const dims = ctx.quick ? quickLayer : gpt2Small;
+    const t = 64;
+    const measurements: Measurement[] = [];
+    for (const blockSize of [128, 4096]) {
+      const w = layerWorkload({ ...dims, B: 1, blockSize });
+      try {
+        w.fill(t);
+        ctx.progress(`capacity: step at t=${t}, blockSize ${blockSize}`);
+        const timing = timeit(() => w.cachedStep(t), { budgetMs: 10_000, ...ctx.timing });
+        measurements.push({
+          key: `blockSize=${blockSize}`,
+          labels: { blockSize, t },
+          timing,
+          extra: { cacheBytesReserved: w.mha.kvCache!.bytesReserved() },
+        });
+      } finally {
+        w.dispose();
+      }
+    }
+    const [small, large] = measurements.map((m) => m.timing.meanMs) as [number, number];
+    const result: Scenario = {
+      id: 'capacity',
+      title: this.title,
+      params: { ...dims, B: 1, t, backend: ctx.backend },
+      measurements,
+      derived: { ratio4096over128: large / small },
+    };
+    return result;
+  },
+};

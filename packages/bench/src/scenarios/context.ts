@@ -1,0 +1,59 @@
+import { linearRegression } from 'simple-statistics';
+import type { Measurement, Scenario } from '../report/schema.ts';
+import type { ScenarioDefinition } from '../scenario.ts';
+import { timeit } from '../timeit.ts';
+import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+
+/** Slope of log(time) against log(t): 1 = linear growth, 2 = quadratic. */
+export function growthExponent(points: { t: number; ms: number }[]): number {
+  return linearRegression(points.map((p) => [Math.log(p.t), Math.log(p.ms)])).m;
+}
+
+/** One decode step at growing context, cached vs uncached, and how each grows with t. */
+export const contextScenario: ScenarioDefinition = {
+  id: 'context',
+  title: 'One decode step vs context length (GPT-2 small layer: C=768, 12 heads, B=1)',
+  async run(ctx) {
+    const dims = ctx.quick ? quickLayer : gpt2Small;
+    const contexts = ctx.quick ? [16, 32, 64] : [64, 128, 256, 512, 1024, 2048];
+    const maxT = contexts[contexts.length - 1]!;
+    const w = layerWorkload({ ...dims, B: 1, blockSize: maxT + 1 });
+    const measurements: Measurement[] = [];
+    try {
+      // Longest first: after one fill to maxT, each shorter step rewinds the cache to t + 1.
+      w.fill(maxT);
+      for (const t of [...contexts].reverse()) {
+        ctx.progress(`context: cached step at t=${t}`);
+        const timing = timeit(() => w.cachedStep(t), { budgetMs: 15_000, ...ctx.timing });
+        measurements.push({ key: `cached/t=${t}`, labels: { variant: 'cached', t }, timing });
+      }
+      for (const t of contexts) {
+        ctx.progress(`context: uncached forward of ${t + 1} tokens`);
+        const prefix = w.prefix(t);
+        const timing = timeit(() => w.uncachedStep(prefix), { budgetMs: 20_000, ...ctx.timing });
+        prefix.dispose();
+        measurements.push({ key: `uncached/t=${t}`, labels: { variant: 'uncached', t }, timing });
+      }
+    } finally {
+      w.dispose();
+    }
+    const series = (variant: string) =>
+      measurements
+        .filter((m) => m.labels.variant === variant)
+        .map((m) => ({ t: Number(m.labels.t), ms: m.timing.meanMs }));
+    const at = (variant: string, t: number) =>
+      measurements.find((m) => m.key === `${variant}/t=${t}`)!.timing.meanMs;
+    const result: Scenario = {
+      id: 'context',
+      title: this.title,
+      params: { ...dims, B: 1, contexts, backend: ctx.backend },
+      measurements,
+      derived: {
+        cachedExponent: growthExponent(series('cached')),
+        uncachedExponent: growthExponent(series('uncached')),
+        [`speedupAtT${maxT}`]: at('uncached', maxT) / at('cached', maxT),
+      },
+    };
+    return result;
+  },
+};

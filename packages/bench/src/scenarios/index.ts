@@ -1,0 +1,19 @@
+import type { ScenarioDefinition } from '../scenario.ts';
+import { backendsScenario } from './backends.ts';
+import { batchScenario } from './batch.ts';
+import { capacityScenario } from './capacity.ts';
+import { contextScenario } from './context.ts';
+import { headsScenario } from './heads.ts';
+import { peerTorchScenario } from './peer-torch.ts';
+import { seedScenario } from './seed.ts';
+
+/** Every scenario, in the order a full run takes them (peer-torch reads the seed result). */
+export const scenarios: readonly ScenarioDefinition[] = [
+  seedScenario,
+  contextScenario,
+  capacityScenario,
+  headsScenario,
+  batchScenario,
+  backendsScenario,
+  peerTorchScenario,
+];

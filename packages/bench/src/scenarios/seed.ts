@@ -1,0 +1,31 @@
+import type { SeedScenario } from '../report/schema.ts';
+import type { ScenarioDefinition } from '../scenario.ts';
+import { measureSeed, seedSizes } from './seed-workload.ts';
+
+/** The notebook's comparison (cells 19-20): cached vs uncached decoding of the whole sequence. */
+export const seedScenario: ScenarioDefinition = {
+  id: 'seed',
+  title: 'The seed notebook: cached vs uncached decoding (B=8, T=64, C=128, 8 heads)',
+  async run(ctx) {
+    const sizes = ctx.quick ? seedSizes.quick : seedSizes.full;
+    const { cached, uncached, speedup } = measureSeed(
+      sizes,
+      { budgetMs: 60_000, ...ctx.timing },
+      (w) => ctx.progress(`seed: ${w}`),
+    );
+    const result: SeedScenario = {
+      id: 'seed',
+      title: this.title,
+      params: { ...sizes, backend: ctx.backend },
+      measurements: [
+        { key: 'cached', labels: { variant: 'cached' }, timing: cached },
+        { key: 'uncached', labels: { variant: 'uncached' }, timing: uncached },
+      ],
+      derived: { speedup },
+      cached,
+      uncached,
+      speedup,
+    };
+    return result;
+  },
+};

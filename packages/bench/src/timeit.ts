@@ -1,0 +1,101 @@
+import { ValueError } from '@kvkit/tensor-utils';
+import * as tf from '@tensorflow/tfjs-core';
+import { mean, median, min, standardDeviation } from 'simple-statistics';
+import type { Timing } from './report/schema.ts';
+
+export interface TimeitOptions {
+  /** Calls per repeat; 0 = calibrate like IPython (1, 2, 5, 10, 20, ... until >= targetMs). */
+  loops?: number;
+  /** Timed repeats, IPython's default 7. */
+  repeats?: number;
+  /** Calibration target for one repeat, ms (IPython: 200). */
+  targetMs?: number;
+  /**
+   * Soft cap on the whole measurement, ms: when `loops * repeats` calls would take longer,
+   * repeats are reduced, down to `minRepeats`. Keeps slow variants from eating the run.
+   */
+  budgetMs?: number;
+  minRepeats?: number;
+  /** Untimed calls before calibration (JIT, kernel caches, first allocations). */
+  warmup?: number;
+  /** Called after each repeat with (done, total), for progress displays. */
+  onRepeat?: (done: number, total: number) => void;
+}
+
+/**
+ * `%timeit` for one function: warm up, calibrate loops per repeat, then time `repeats` runs of
+ * `loops` calls and report the per-call mean ± population std over repeats (as IPython), with
+ * min, median and the raw samples. `fn` must dispose what it creates: the tensor count is
+ * checked after the timed runs, and a leak fails the measurement instead of skewing it.
+ *
+ * @example
+ * const t = timeit(() => mha.forward(x).dispose(), { repeats: 7 });
+ * console.log(formatTimeit(t)); // "1.2 ms ± 30 µs per loop (mean ± std. dev. of 7 runs, 200 loops each)"
+ */
+export function timeit(fn: () => void, options: TimeitOptions = {}): Timing {
+  const {
+    targetMs = 200,
+    budgetMs = Number.POSITIVE_INFINITY,
+    minRepeats = 3,
+    warmup = 1,
+  } = options;
+  let repeats = options.repeats ?? 7;
+  let loops = options.loops ?? 0;
+  if (!Number.isInteger(repeats) || repeats < 1) {
+    throw new ValueError(`timeit: repeats must be a positive integer, got ${repeats}`, {
+      argument: 'repeats',
+      value: repeats,
+    });
+  }
+  if (!Number.isInteger(loops) || loops < 0) {
+    throw new ValueError(`timeit: loops must be a non-negative integer, got ${loops}`, {
+      argument: 'loops',
+      value: loops,
+    });
+  }
+  const tensorsBefore = tf.memory().numTensors;
+  for (let i = 0; i < warmup; i++) fn();
+  let perCallMs = Number.NaN;
+  if (loops === 0) {
+    // Python's timeit.autorange: 1, 2, 5, 10, 20, 50, ... until one repeat takes targetMs.
+    for (let scale = 1; ; scale *= 10) {
+      for (const m of [1, 2, 5]) {
+        loops = m * scale;
+        const ms = runLoops(fn, loops);
+        perCallMs = ms / loops;
+        if (ms >= targetMs) break;
+      }
+      if (perCallMs * loops >= targetMs) break;
+    }
+  } else {
+    perCallMs = runLoops(fn, 1);
+  }
+  const affordable = Math.floor(budgetMs / (perCallMs * loops));
+  repeats = Math.max(Math.min(repeats, minRepeats), Math.min(repeats, affordable));
+  const samplesMs: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    samplesMs.push(runLoops(fn, loops) / loops);
+    options.onRepeat?.(r + 1, repeats);
+  }
+  const leaked = tf.memory().numTensors - tensorsBefore;
+  if (leaked !== 0) {
+    throw new Error(
+      `timeit: the timed function leaked ${leaked} tensor(s) over ${repeats * loops} calls`,
+    );
+  }
+  return {
+    meanMs: mean(samplesMs),
+    stdMs: standardDeviation(samplesMs), // population std, as IPython's TimeitResult
+    minMs: min(samplesMs),
+    medianMs: median(samplesMs),
+    loops,
+    repeats,
+    samplesMs,
+  };
+}
+
+function runLoops(fn: () => void, loops: number): number {
+  const start = performance.now();
+  for (let i = 0; i < loops; i++) fn();
+  return performance.now() - start;
+}
