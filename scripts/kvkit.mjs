@@ -118,6 +118,7 @@ if (command === 'bench') {
       'smoke:pack',
       'e2e',
       '--output-logs=errors-only',
+      '--continue',
       ...process.argv.slice(3),
     ],
     { env },
