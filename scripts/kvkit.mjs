@@ -118,7 +118,7 @@ if (command === 'bench') {
       'smoke:pack',
       'e2e',
       '--output-logs=errors-only',
-      '--continue',
+      '--continue=dependencies-successful',
       ...process.argv.slice(3),
     ],
     { env },
