@@ -3,6 +3,7 @@ import {
   DisposedError,
   DTypeError,
   getDefaultGenerator,
+  kernels,
   ShapeError,
   ValueError,
 } from '@kvkit/tensor-utils';
@@ -12,6 +13,13 @@ import { dropout } from './dropout.ts';
 import { Linear } from './linear.ts';
 import { causalMask } from './mask.ts';
 import { readStateDict, type StateDict } from './state-dict.ts';
+
+export interface AttentionOptions {
+  /** Which layer of a shared cache this module writes. Default 0. */
+  layer?: number;
+  /** `kernel` (default) or `reference` (plain tfjs ops; see CausalSelfAttention.implementation). */
+  implementation?: 'kernel' | 'reference';
+}
 
 export interface ForwardOptions {
   /** Write this chunk's keys/values to the cache and attend over everything cached. */
@@ -47,9 +55,25 @@ export class CausalSelfAttention {
   #ownsCache = true;
   #disposed = false;
 
-  constructor(config: Partial<GPTConfig>, options: { layer?: number } = {}) {
+  /**
+   * `kernel` (default): attention runs in kvkit's WebAssembly kernel whenever dropout is off.
+   * `reference`: always the plain-tfjs path (the oracle the kernel is tested against).
+   */
+  readonly implementation: 'kernel' | 'reference';
+
+  constructor(config: Partial<GPTConfig>, options: AttentionOptions = {}) {
     this.dims = Object.freeze(attentionDims(config));
     this.layer = options.layer ?? 0;
+    this.implementation = options.implementation ?? 'kernel';
+    if (this.implementation !== 'kernel' && this.implementation !== 'reference') {
+      throw new ValueError(
+        `implementation must be 'kernel' or 'reference', got '${String(this.implementation)}'`,
+        {
+          argument: 'implementation',
+          value: this.implementation,
+        },
+      );
+    }
     const { nEmbd, nKvHeads, headSize } = this.dims;
     this.cAttn = new Linear(nEmbd, nEmbd + 2 * nKvHeads * headSize); // key, query, value projections
     this.cProj = new Linear(nEmbd, nEmbd); // output projection
@@ -130,11 +154,94 @@ export class CausalSelfAttention {
   forward(x: tf.Tensor, options: ForwardOptions = {}): tf.Tensor3D {
     const { useKvCache = false, startPos = 0 } = options;
     this.#checkInput(x, useKvCache, startPos);
-    const [B, T, C] = x.shape as [number, number, number];
-    const { nHead: nh, nKvHeads: nkv, headSize: hs } = this.dims;
+    const [B, T] = x.shape as [number, number, number];
     const cache = useKvCache ? this.#cacheFor() : null;
     cache?.checkWrite(this.layer, B, startPos, T);
 
+    const cacheForKernel = cache && cache.heapStorage && cache.writeFromHeap ? cache : null;
+    const dropoutActive = this.#training && (this.dims.attnPdrop > 0 || this.dims.residPdrop > 0);
+    if (
+      this.implementation === 'kernel' &&
+      !dropoutActive &&
+      (cache === null || cacheForKernel !== null)
+    ) {
+      return this.#forwardKernel(x, cacheForKernel, startPos);
+    }
+    return this.#forwardReference(x, cache, startPos);
+  }
+
+  /**
+   * The fast path: projections as fused tfjs matMuls (XNNPACK), and everything between them
+   * (cache write, scores, causal mask, softmax, weighted values) in kvkit's WebAssembly kernel,
+   * which reads the cached rows in place. Used whenever dropout is off and the cache (if any)
+   * keeps its rows in the kernel heap.
+   */
+  #forwardKernel(x: tf.Tensor, cache: KVCache | null, startPos: number): tf.Tensor3D {
+    const [B, T, C] = x.shape as [number, number, number];
+    const { nHead: nh, nKvHeads: nkv, headSize: hs } = this.dims;
+    const W = C + 2 * nkv * hs; // one c_attn row: [q | k | v]
+    const qkv = tf.tidy(() => this.cAttn.apply(tf.reshape(x, [B * T, C]) as tf.Tensor2D)); // (B*T, W)
+    const rows = qkv.dataSync() as Float32Array;
+    qkv.dispose();
+    const k = kernels();
+    const io = k.heap.alloc(B * T * W * 4);
+    const out = k.heap.alloc(B * T * C * 4);
+    try {
+      k.heap.f32().set(rows, io / 4);
+      const src = { ptr: io, rowStride: W * 4, keyOffset: C * 4, valueOffset: (C + nkv * hs) * 4 };
+      let kv: { k: number; v: number; kvBatch: number; kvHead: number; kvRow: number };
+      if (cache) {
+        cache.writeFromHeap!(this.layer, src, B, T, startPos);
+        const s = cache.heapStorage!(this.layer)!;
+        kv = {
+          k: s.keys,
+          v: s.values,
+          kvBatch: s.batchStride,
+          kvHead: s.headStride,
+          kvRow: s.rowStride,
+        };
+      } else {
+        // No cache: this chunk's own keys and values, read where c_attn put them.
+        kv = {
+          k: io + src.keyOffset,
+          v: io + src.valueOffset,
+          kvBatch: T * W * 4,
+          kvHead: hs * 4,
+          kvRow: W * 4,
+        };
+      }
+      k.attend({
+        q: io,
+        qRow: W * 4,
+        ...kv,
+        out,
+        outRow: C * 4,
+        B,
+        T,
+        nh,
+        group: nh / nkv,
+        hs,
+        startPos: cache ? startPos : 0,
+        tKeys: cache ? startPos + T : T,
+        scale: Math.fround(1 / Math.sqrt(hs)),
+      });
+      const y = tf.tensor2d(k.heap.f32().slice(out / 4, out / 4 + B * T * C), [B * T, C]); // (B*T, C)
+      const result = tf.tidy(() => tf.reshape(this.cProj.apply(y), [B, T, C]) as tf.Tensor3D);
+      y.dispose();
+      return result;
+    } finally {
+      k.heap.free(io);
+      k.heap.free(out);
+    }
+  }
+
+  /**
+   * The reference path, in plain tfjs ops: what the kernel path is tested against, and the path
+   * for training mode (dropout on the attention weights) and for caches without heap storage.
+   */
+  #forwardReference(x: tf.Tensor, cache: KVCache | null, startPos: number): tf.Tensor3D {
+    const [B, T, C] = x.shape as [number, number, number];
+    const { nHead: nh, nKvHeads: nkv, headSize: hs } = this.dims;
     return tf.tidy(() => {
       const qkv = this.cAttn.apply(tf.reshape(x, [B * T, C])); // (B*T, C + 2*nkv*hs)
       const [q, k, v] = tf.split(qkv, [C, nkv * hs, nkv * hs], 1);

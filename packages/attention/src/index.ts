@@ -1,5 +1,9 @@
 // Public API of @kvkit/attention.
-export { CausalSelfAttention, type ForwardOptions } from './causal-self-attention.ts';
+export {
+  type AttentionOptions,
+  CausalSelfAttention,
+  type ForwardOptions,
+} from './causal-self-attention.ts';
 export { type AttentionDims, GPT, type GPTConfig } from './config.ts';
 export { Linear } from './linear.ts';
 export type { StateDict, StateDictEntry } from './state-dict.ts';

@@ -21,9 +21,9 @@ export class Linear {
     weight.dispose();
   }
 
-  /** y = x W^T + b for x `(N, in)`; returns `(N, out)`. */
+  /** y = x W^T + b for x `(N, in)`; returns `(N, out)`. One fused matMul-with-bias kernel. */
   apply(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => tf.add(tf.matMul(x, this.#weightT), this.#bias));
+    return tf.fused.matMul({ a: x, b: this.#weightT, bias: this.#bias }) as tf.Tensor2D;
   }
 
   /** torch's `weight` `(out, in)` and `bias`, as new tensors the caller owns. */

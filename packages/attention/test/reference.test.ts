@@ -15,19 +15,24 @@ beforeAll(setupBackend);
 
 type Case = (typeof cases)[number];
 
-function build(c: Case): CausalSelfAttention {
+function build(c: Case, implementation: 'kernel' | 'reference'): CausalSelfAttention {
   const cfg = c.config;
-  const mha = new CausalSelfAttention({
-    ...GPT.getDefaultConfig(),
-    nEmbd: cfg.n_embd,
-    nHead: cfg.n_head,
-    nKvHeads: cfg.n_kv_heads,
-    blockSize: cfg.block_size,
-    maxBatchSize: cfg.max_batch_size,
-  });
+  const mha = new CausalSelfAttention(
+    {
+      ...GPT.getDefaultConfig(),
+      nEmbd: cfg.n_embd,
+      nHead: cfg.n_head,
+      nKvHeads: cfg.n_kv_heads,
+      blockSize: cfg.block_size,
+      maxBatchSize: cfg.max_batch_size,
+    },
+    { implementation },
+  );
   mha.eval();
   return mha.loadStateDict(c.weights);
 }
+
+const impls = ['kernel', 'reference'] as const;
 
 describe.each(cases.map((c) => [c.case, c] as const))('PyTorch reference %s', (_, c) => {
   test('setSeed(seed) reproduces x and every weight bit for bit', () => {
@@ -54,21 +59,21 @@ describe.each(cases.map((c) => [c.case, c] as const))('PyTorch reference %s', (_
     mha.dispose();
   });
 
-  test(`full forward without cache matches within ${TOL}`, () => {
-    const mha = build(c);
+  test.each(impls)(`%s: full forward without cache matches within ${TOL}`, (impl) => {
+    const mha = build(c, impl);
     const x = fromFixture(c.x);
     const y = mha.forward(x);
     const expected = fromFixture(c.full_output);
     const diff = maxAbsDiff(y, expected);
-    console.info(`${c.case} full forward: max |diff| = ${diff.toExponential(2)}`);
+    console.info(`${c.case} ${impl} full forward: max |diff| = ${diff.toExponential(2)}`);
     expect(diff).toBeLessThanOrEqual(TOL);
     tf.dispose([x, y, expected]);
     mha.dispose();
   });
 
   describe.each(c.schedules.map((s) => [s.name, s] as const))('schedule %s', (_, schedule) => {
-    test(`every step output and the final caches match within ${TOL}`, () => {
-      const mha = build(c);
+    test.each(impls)(`%s: every step output and the final caches match within ${TOL}`, (impl) => {
+      const mha = build(c, impl);
       const x = fromFixture(c.x);
       const [B, , C] = c.x.shape as [number, number, number];
       let worst = 0;

@@ -49,6 +49,24 @@ export interface KVCache {
   /** Bytes the cache has allocated (0 before first use for lazy strategies). */
   bytesReserved(): number;
   /**
+   * Optional fast path: where a layer's rows live in the kvkit kernel heap
+   * (`kernels().heap`), so attention's kernel reads them in place. Null before first use.
+   */
+  heapStorage?(layer: number): KVHeapStorage | null;
+  /**
+   * Optional fast path: `write` from rows already in the kernel heap. Row (b, i) of the new
+   * positions starts at `src.ptr + (b*T + i) * src.rowStride`; its key for kv head j at
+   * `+ src.keyOffset + j*hs*4`, its value at `+ src.valueOffset + j*hs*4` (bytes). Same checks
+   * and semantics as `write`.
+   */
+  writeFromHeap?(
+    layer: number,
+    src: KVHeapRows,
+    batchSize: number,
+    newPositions: number,
+    startPos: number,
+  ): void;
+  /**
    * Optional: a layer's whole storage as a new tensor the caller owns, for inspection (the seed's
    * `cache_k`); null before first use. Strategies without a fixed layout may leave it out.
    */
@@ -64,6 +82,24 @@ export interface KVReadResult {
   values: Tensor;
   /** Absolute position of key row i (length t); for a static cache, position i is row i. */
   positions: Int32Array;
+}
+
+/** Byte addresses and strides of a layer's keys and values in the kernel heap. */
+export interface KVHeapStorage {
+  keys: number;
+  values: number;
+  /** Bytes between batch entries, between kv heads, and between positions. */
+  batchStride: number;
+  headStride: number;
+  rowStride: number;
+}
+
+/** New rows in the kernel heap (see `KVCache.writeFromHeap`); all in bytes. */
+export interface KVHeapRows {
+  ptr: number;
+  rowStride: number;
+  keyOffset: number;
+  valueOffset: number;
 }
 
 /** The shape a cache is built for. */

@@ -25,5 +25,7 @@ export {
 } from './errors.ts';
 export { type FormatOptions, formatShape, formatTensor, formatValues } from './format.ts';
 export { Generator, type GeneratorState, getDefaultGenerator, setSeed } from './generator.ts';
+export { KernelHeap } from './kernels/heap.ts';
+export { type AttendArgs, Kernels, kernels } from './kernels/kernels.ts';
 export { linearInit, linearInitValues } from './linear-init.ts';
 export { type RoundingMode, rand, uniformValues } from './random.ts';

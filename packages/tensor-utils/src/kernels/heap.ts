@@ -1,0 +1,123 @@
+import { ValueError } from '../errors.ts';
+
+/**
+ * A first-fit allocator over a WebAssembly.Memory: the kvkit kernel heap, where KV caches keep
+ * their rows so the kernels read them in place. Blocks are 16-byte aligned (v128 loads), freed
+ * blocks coalesce with their neighbours, and the memory grows (64 KiB pages) when nothing fits.
+ *
+ * Growing a Memory detaches every typed-array view of the old buffer: take views through
+ * `f32()` / `u8()` after any `alloc`, never keep one across it.
+ */
+export class KernelHeap {
+  readonly memory: WebAssembly.Memory;
+  /** Free blocks [start, end), sorted by start, never adjacent (coalesced). */
+  #free: [number, number][] = [];
+  #sizes = new Map<number, number>();
+  #f32: Float32Array | null = null;
+  #u8: Uint8Array | null = null;
+  #top: number;
+
+  /** `base`: the first byte the heap may hand out (the kernels' own scratch may sit below). */
+  constructor(memory: WebAssembly.Memory, base = 1024) {
+    this.memory = memory;
+    this.#top = align(base);
+  }
+
+  /** Reserves `bytes` (rounded up to 16) and returns the block's byte offset. */
+  alloc(bytes: number): number {
+    if (!Number.isInteger(bytes) || bytes < 0) {
+      throw new ValueError(`alloc: bytes must be a non-negative integer, got ${bytes}`, {
+        argument: 'bytes',
+        value: bytes,
+      });
+    }
+    const size = Math.max(16, align(bytes));
+    for (let i = 0; i < this.#free.length; i++) {
+      const [start, end] = this.#free[i]!;
+      if (end - start < size) continue;
+      if (end - start === size) this.#free.splice(i, 1);
+      else this.#free[i] = [start + size, end];
+      this.#sizes.set(start, size);
+      return start;
+    }
+    const start = this.#top;
+    const need = start + size - this.memory.buffer.byteLength;
+    if (need > 0) this.#grow(need);
+    this.#top = start + size;
+    this.#sizes.set(start, size);
+    return start;
+  }
+
+  /** Returns a block to the heap. Freeing an unknown offset is an error (double free). */
+  free(ptr: number): void {
+    const size = this.#sizes.get(ptr);
+    if (size === undefined)
+      throw new ValueError(`free: ${ptr} is not an allocated block`, {
+        argument: 'ptr',
+        value: ptr,
+      });
+    this.#sizes.delete(ptr);
+    let start = ptr;
+    let end = ptr + size;
+    // Merge with the neighbours, keeping the list sorted.
+    let i = this.#free.findIndex(([s]) => s > start);
+    if (i === -1) i = this.#free.length;
+    const prev = this.#free[i - 1];
+    if (prev && prev[1] === start) {
+      start = prev[0];
+      this.#free.splice(--i, 1);
+    }
+    const next = this.#free[i];
+    if (next && next[0] === end) {
+      end = next[1];
+      this.#free.splice(i, 1);
+    }
+    if (end === this.#top)
+      this.#top = start; // give the tail back
+    else this.#free.splice(i, 0, [start, end]);
+  }
+
+  /** The memory as float32 (index = byte offset / 4). Re-fetch after any alloc. */
+  f32(): Float32Array {
+    if (this.#f32?.buffer !== this.memory.buffer) this.#f32 = new Float32Array(this.memory.buffer);
+    return this.#f32;
+  }
+
+  u8(): Uint8Array {
+    if (this.#u8?.buffer !== this.memory.buffer) this.#u8 = new Uint8Array(this.memory.buffer);
+    return this.#u8;
+  }
+
+  /** Bytes in live blocks. */
+  bytesAllocated(): number {
+    let total = 0;
+    for (const size of this.#sizes.values()) total += size;
+    return total;
+  }
+
+  /** Size of the memory, in bytes (it only grows). */
+  bytesTotal(): number {
+    return this.memory.buffer.byteLength;
+  }
+
+  #grow(bytes: number): void {
+    // Grow geometrically so a long run of small allocations costs few grow calls.
+    const pages = Math.max(
+      Math.ceil(bytes / 65536),
+      Math.ceil(this.memory.buffer.byteLength / 65536 / 4),
+    );
+    try {
+      this.memory.grow(pages);
+    } catch (cause) {
+      throw new ValueError(
+        `the kvkit kernel heap cannot grow by ${pages * 64} KiB (now ${this.memory.buffer.byteLength / 1048576} MiB)`,
+        { argument: 'bytes', value: bytes },
+        { cause },
+      );
+    }
+  }
+}
+
+function align(n: number): number {
+  return Math.ceil(n / 16) * 16;
+}
