@@ -184,6 +184,7 @@ export class CausalSelfAttention {
     const rows = qkv.dataSync() as Float32Array;
     qkv.dispose();
     const k = kernels();
+    k.reserve(this.dims.blockSize); // the score scratch never grows during decoding
     const io = k.heap.alloc(B * T * W * 4);
     const out = k.heap.alloc(B * T * C * 4);
     try {

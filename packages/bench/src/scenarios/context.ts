@@ -26,6 +26,29 @@ export const contextScenario: ScenarioDefinition = {
         ctx.progress(`context: cached step at t=${t}`);
         const timing = timeit(() => w.cachedStep(t), { budgetMs: 15_000, ...ctx.timing });
         measurements.push({ key: `cached/t=${t}`, labels: { variant: 'cached', t }, timing });
+        // The attention part alone (the kernel over the t + 1 cached rows), and a plain copy of
+        // the same bytes with Float32Array.prototype.set: the memory-bandwidth yardstick.
+        ctx.progress(`context: attention part at t=${t}`);
+        const part = w.attentionOnly(t);
+        const attention = timeit(part.run, { budgetMs: 5_000, ...ctx.timing });
+        part.dispose();
+        measurements.push({
+          key: `attention/t=${t}`,
+          labels: { variant: 'attention', t },
+          timing: attention,
+          extra: { bytes: part.bytes },
+        });
+        if (t === maxT) {
+          const src = new Float32Array(part.bytes / 4).fill(1);
+          const dst = new Float32Array(part.bytes / 4);
+          const copy = timeit(() => dst.set(src), { budgetMs: 5_000, ...ctx.timing });
+          measurements.push({
+            key: `copy/t=${t}`,
+            labels: { variant: 'copy', t },
+            timing: copy,
+            extra: { bytes: part.bytes },
+          });
+        }
       }
       for (const t of contexts) {
         ctx.progress(`context: uncached forward of ${t + 1} tokens`);
@@ -50,8 +73,15 @@ export const contextScenario: ScenarioDefinition = {
       measurements,
       derived: {
         cachedExponent: growthExponent(series('cached')),
+        attentionExponent: growthExponent(series('attention')),
         uncachedExponent: growthExponent(series('uncached')),
         [`speedupAtT${maxT}`]: at('uncached', maxT) / at('cached', maxT),
+        // > 0.5: the attention part reads K and V at over half of memcpy bandwidth.
+        [`attentionBandwidthOverCopyAtT${maxT}`]: at('copy', maxT) / at('attention', maxT),
+        [`attentionGBpsAtT${maxT}`]:
+          measurements.find((m) => m.key === `attention/t=${maxT}`)!.extra!.bytes! /
+          at('attention', maxT) /
+          1e6,
       },
     };
     return result;

@@ -5,7 +5,9 @@ import { capacityScenario } from './capacity.ts';
 import { contextScenario } from './context.ts';
 import { headsScenario } from './heads.ts';
 import { peerTorchScenario } from './peer-torch.ts';
+import { prefillScenario } from './prefill.ts';
 import { seedScenario } from './seed.ts';
+import { steadyScenario } from './steady.ts';
 
 /** Every scenario, in the order a full run takes them (peer-torch reads the seed result). */
 export const scenarios: readonly ScenarioDefinition[] = [
@@ -14,6 +16,8 @@ export const scenarios: readonly ScenarioDefinition[] = [
   capacityScenario,
   headsScenario,
   batchScenario,
+  prefillScenario,
+  steadyScenario,
   backendsScenario,
   peerTorchScenario,
 ];

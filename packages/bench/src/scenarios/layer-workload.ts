@@ -1,5 +1,5 @@
 import { CausalSelfAttention, GPT } from '@kvkit/attention';
-import { rand, setSeed } from '@kvkit/tensor-utils';
+import { kernels, rand, setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** One attention layer shaped like GPT-2 small (C=768, 12 heads), unless told otherwise. */
@@ -54,6 +54,47 @@ export function layerWorkload(shape: LayerShape) {
     },
     uncachedStep(prefix: tf.Tensor): void {
       mha.forward(prefix).dispose();
+    },
+    /**
+     * The attention part of a decode step at context t alone: kvkit's kernel over the t + 1
+     * cached rows, for one query row per head (the projections around it are left out). The
+     * cache must hold t + 1 positions. Returns the bytes of K and V it reads.
+     */
+    attentionOnly(t: number): { run: () => void; bytes: number; dispose: () => void } {
+      const k = kernels();
+      const cache = mha.kvCache!;
+      const { nHead: nh, nKvHeads: nkv, headSize: hs } = mha.dims;
+      const q = k.heap.alloc(shape.B * nh * hs * 4);
+      const out = k.heap.alloc(shape.B * nh * hs * 4);
+      k.heap.f32().fill(0.01, q / 4, q / 4 + shape.B * nh * hs);
+      const s = cache.heapStorage!(mha.layer)!;
+      const args = {
+        q,
+        qRow: nh * hs * 4,
+        k: s.keys,
+        v: s.values,
+        kvBatch: s.batchStride,
+        kvHead: s.headStride,
+        kvRow: s.rowStride,
+        out,
+        outRow: nh * hs * 4,
+        B: shape.B,
+        T: 1,
+        nh,
+        group: nh / nkv,
+        hs,
+        startPos: t,
+        tKeys: t + 1,
+        scale: Math.fround(1 / Math.sqrt(hs)),
+      };
+      return {
+        run: () => k.attend(args),
+        bytes: 2 * shape.B * nkv * (t + 1) * hs * 4,
+        dispose: () => {
+          k.heap.free(q);
+          k.heap.free(out);
+        },
+      };
     },
     dispose(): void {
       tf.dispose([x, token]);

@@ -79,6 +79,14 @@ export class Kernels {
     );
   }
 
+  /**
+   * Makes room for attention over up to `tKeys` keys now, so decoding never allocates as the
+   * context grows (attention modules reserve their blockSize on first use).
+   */
+  reserve(tKeys: number): void {
+    this.#ensureScores(tKeys);
+  }
+
   /** The kernel's e^x for x <= 0 (for tests). */
   expNeg(x: number): number {
     return this.#exports.exp_neg(x);
