@@ -180,9 +180,13 @@ export class CausalSelfAttention {
     const [B, T, C] = x.shape as [number, number, number];
     const { nHead: nh, nKvHeads: nkv, headSize: hs } = this.dims;
     const W = C + 2 * nkv * hs; // one c_attn row: [q | k | v]
-    const qkv = tf.tidy(() => this.cAttn.apply(tf.reshape(x, [B * T, C]) as tf.Tensor2D)); // (B*T, W)
+    const qkv = tf.tidy(() =>
+      this.cAttn.applyWithoutBias(tf.reshape(x, [B * T, C]) as tf.Tensor2D),
+    ); // (B*T, W)
     const rows = qkv.dataSync() as Float32Array;
     qkv.dispose();
+    const bias = this.cAttn.biasValues(); // added here, on the copy the kernel needs anyway
+    for (let r = 0; r < B * T; r++) for (let c = 0; c < W; c++) rows[r * W + c]! += bias[c]!;
     const k = kernels();
     k.reserve(this.dims.blockSize); // the score scratch never grows during decoding
     const io = k.heap.alloc(B * T * W * 4);

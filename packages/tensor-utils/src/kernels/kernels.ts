@@ -39,6 +39,7 @@ interface Exports {
   memory: WebAssembly.Memory;
   attend(...args: number[]): void;
   exp_neg(x: number): number;
+  exp_neg4(x: number): number;
 }
 
 export class Kernels {
@@ -87,9 +88,13 @@ export class Kernels {
     this.#ensureScores(tKeys);
   }
 
-  /** The kernel's e^x for x <= 0 (for tests). */
+  /** The kernel's e^x for x <= 0, scalar and 4-lane forms (for tests). */
   expNeg(x: number): number {
     return this.#exports.exp_neg(x);
+  }
+
+  expNeg4(x: number): number {
+    return this.#exports.exp_neg4(x);
   }
 
   #ensureScores(n: number): void {
