@@ -4,6 +4,7 @@ import {
   DTypeError,
   getDefaultGenerator,
   kernels,
+  readInto,
   ShapeError,
   ValueError,
 } from '@kvkit/tensor-utils';
@@ -180,19 +181,14 @@ export class CausalSelfAttention {
     const [B, T, C] = x.shape as [number, number, number];
     const { nHead: nh, nKvHeads: nkv, headSize: hs } = this.dims;
     const W = C + 2 * nkv * hs; // one c_attn row: [q | k | v]
-    const qkv = tf.tidy(() =>
-      this.cAttn.applyWithoutBias(tf.reshape(x, [B * T, C]) as tf.Tensor2D),
-    ); // (B*T, W)
-    const rows = qkv.dataSync() as Float32Array;
-    qkv.dispose();
-    const bias = this.cAttn.biasValues(); // added here, on the copy the kernel needs anyway
-    for (let r = 0; r < B * T; r++) for (let c = 0; c < W; c++) rows[r * W + c]! += bias[c]!;
     const k = kernels();
     k.reserve(this.dims.blockSize); // the score scratch never grows during decoding
     const io = k.heap.alloc(B * T * W * 4);
     const out = k.heap.alloc(B * T * C * 4);
     try {
-      k.heap.f32().set(rows, io / 4);
+      const qkv = tf.tidy(() => this.cAttn.apply(tf.reshape(x, [B * T, C]) as tf.Tensor2D)); // (B*T, W)
+      readInto(qkv, k.heap.f32(), io / 4); // no intermediate array: straight into the kernel heap
+      qkv.dispose();
       const src = { ptr: io, rowStride: W * 4, keyOffset: C * 4, valueOffset: (C + nkv * hs) * 4 };
       let kv: { k: number; v: number; kvBatch: number; kvHead: number; kvRow: number };
       if (cache) {
@@ -230,7 +226,8 @@ export class CausalSelfAttention {
         tKeys: cache ? startPos + T : T,
         scale: Math.fround(1 / Math.sqrt(hs)),
       });
-      const y = tf.tensor2d(k.heap.f32().slice(out / 4, out / 4 + B * T * C), [B * T, C]); // (B*T, C)
+      // tfjs copies the view into its own heap at once, so the kernel heap block can be freed.
+      const y = tf.tensor2d(k.heap.f32().subarray(out / 4, out / 4 + B * T * C), [B * T, C]); // (B*T, C)
       const result = tf.tidy(() => tf.reshape(this.cProj.apply(y), [B, T, C]) as tf.Tensor3D);
       y.dispose();
       return result;

@@ -11,7 +11,6 @@ export class Linear {
   readonly outFeatures: number;
   #weightT: tf.Tensor2D; // (in, out)
   #bias: tf.Tensor1D; // (out)
-  #biasHost: Float32Array | null = null;
 
   constructor(inFeatures: number, outFeatures: number, generator?: Generator) {
     this.inFeatures = inFeatures;
@@ -31,17 +30,6 @@ export class Linear {
     return tf.tidy(() => tf.add(tf.matMul(x, this.#weightT), this.#bias));
   }
 
-  /** x W^T without the bias, for callers that add it while copying the result anyway. */
-  applyWithoutBias(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.matMul(x, this.#weightT);
-  }
-
-  /** The bias values (a copy of the host-side array, kept for the kernel path). */
-  biasValues(): Float32Array {
-    this.#biasHost ??= this.#bias.dataSync() as Float32Array;
-    return this.#biasHost;
-  }
-
   /** torch's `weight` `(out, in)` and `bias`, as new tensors the caller owns. */
   state(): { weight: tf.Tensor2D; bias: tf.Tensor1D } {
     return { weight: tf.tidy(() => tf.transpose(this.#weightT)), bias: this.#bias.clone() };
@@ -56,7 +44,6 @@ export class Linear {
     this.dispose();
     this.#weightT = weightT;
     this.#bias = b;
-    this.#biasHost = null;
   }
 
   dispose(): void {

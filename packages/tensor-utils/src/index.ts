@@ -27,5 +27,6 @@ export { type FormatOptions, formatShape, formatTensor, formatValues } from './f
 export { Generator, type GeneratorState, getDefaultGenerator, setSeed } from './generator.ts';
 export { KernelHeap } from './kernels/heap.ts';
 export { type AttendArgs, Kernels, kernels } from './kernels/kernels.ts';
+export { readInto } from './kernels/tensor-io.ts';
 export { linearInit, linearInitValues } from './linear-init.ts';
 export { type RoundingMode, rand, uniformValues } from './random.ts';
