@@ -33,6 +33,14 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
     text: 'Benchmarks',
     items: [{ text: 'Cached vs uncached decoding', link: '/benchmarks/' }],
   },
+  {
+    text: 'Decisions',
+    items: [
+      { text: 'The toolchain', link: '/decisions/toolchain' },
+      { text: 'Where the static cache keeps its rows', link: '/decisions/kv-cache-storage' },
+      { text: 'A WebAssembly kernel for attention', link: '/decisions/attention-kernel' },
+    ],
+  },
 ];
 
 function pageExists(link: string): boolean {

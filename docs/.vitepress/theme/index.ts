@@ -1,11 +1,13 @@
-// The default VitePress theme plus kvkit's live, in-browser examples.
+// The default VitePress theme plus kvkit's live, in-browser examples and the benchmark report.
 import type { Theme } from 'vitepress';
 import DefaultTheme from 'vitepress/theme';
+import BenchmarkReport from './components/BenchmarkReport.vue';
 import LiveAttention from './components/LiveAttention.vue';
 
 export default {
   extends: DefaultTheme,
   enhanceApp({ app }) {
+    app.component('BenchmarkReport', BenchmarkReport);
     app.component('LiveAttention', LiveAttention);
   },
 } satisfies Theme;

@@ -7,7 +7,9 @@ export {
   formatComparison,
 } from './compare.ts';
 export { environment } from './environment.ts';
-export { formatTime, formatTimeit } from './report/format-time.ts';
+export { renderCharts } from './report/charts.ts';
+export { formatSpeedup, formatTime, formatTimeit } from './report/format-time.ts';
+export { renderMarkdown } from './report/markdown.ts';
 export type {
   Environment,
   Measurement,
