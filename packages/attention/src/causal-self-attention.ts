@@ -159,7 +159,7 @@ export class CausalSelfAttention {
     const cache = useKvCache ? this.#cacheFor() : null;
     cache?.checkWrite(this.layer, B, startPos, T);
 
-    const cacheForKernel = cache && cache.heapStorage && cache.writeFromHeap ? cache : null;
+    const cacheForKernel = cache?.heapStorage && cache.writeFromHeap ? cache : null;
     const dropoutActive = this.#training && (this.dims.attnPdrop > 0 || this.dims.residPdrop > 0);
     if (
       this.implementation === 'kernel' &&

@@ -29,15 +29,19 @@ function make(
   const C = nHead * hs;
   setSeed(seed);
   const x = rand([B, T, C]);
-  const mha = new CausalSelfAttention({
-    ...GPT.getDefaultConfig(),
-    nEmbd: C,
-    nHead,
-    nKvHeads,
-    blockSize: T + 3,
-    maxBatchSize: B + 1,
-  });
+  const mha = new CausalSelfAttention(
+    {
+      ...GPT.getDefaultConfig(),
+      nEmbd: C,
+      nHead,
+      nKvHeads,
+      blockSize: T + 3,
+      maxBatchSize: B + 1,
+    },
+    { implementation },
+  );
   mha.eval();
+  expect(mha.implementation).toBe(implementation);
   return { x, mha, C, nHead };
 }
 

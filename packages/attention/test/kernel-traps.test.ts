@@ -80,9 +80,9 @@ describe('kernel heap traps', () => {
     setSeed(10);
     const x = rand([2, 32, C]);
     const mha = module('kernel');
-    decode(mha, x, 0, 4).forEach((t) => t.dispose());
+    tf.dispose(decode(mha, x, 0, 4));
     const afterPrefill = heap.bytesAllocated();
-    decode(mha, x, 4, 32).forEach((t) => t.dispose());
+    tf.dispose(decode(mha, x, 4, 32));
     expect(heap.bytesAllocated()).toBe(afterPrefill); // per-step scratch is freed every step
     mha.dispose();
     x.dispose();

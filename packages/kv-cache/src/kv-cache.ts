@@ -19,7 +19,10 @@ export interface KVCache {
   readonly headSize: number;
   /** Largest absolute position + 1 the cache accepts (the model's blockSize). */
   readonly capacity: number;
-  /** Whether `dispose()` was called; every other method then throws DisposedError. */
+  /**
+   * Whether `dispose()` was called; every other method then throws DisposedError, except
+   * `bytesUsed()` / `bytesReserved()` (0) and `dispose()` itself (a no-op).
+   */
   readonly isDisposed: boolean;
 
   /** Positions currently cached for a layer: the next decode step writes at this position. */

@@ -178,10 +178,15 @@ describe('StaticKVCache', () => {
       /capacity must be a positive integer, got 0/,
     );
     const cache = new StaticKVCache(shape);
+    const k = rows(1, 2, 0);
+    cache.write(0, k, k, 0);
+    k.dispose();
+    expect(cache.bytesUsed()).toBeGreaterThan(0);
     cache.dispose();
     cache.dispose();
     expect(cache.isDisposed).toBe(true);
     expect(() => cache.length()).toThrow(DisposedError);
     expect(cache.bytesReserved()).toBe(0);
+    expect(cache.bytesUsed()).toBe(0);
   });
 });

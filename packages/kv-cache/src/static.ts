@@ -220,6 +220,8 @@ export class StaticKVCache implements KVCache {
     for (const ptr of [...this.#keys, ...this.#values]) if (ptr >= 0) heap.free(ptr);
     this.#keys.fill(-1);
     this.#values.fill(-1);
+    this.#lengths.fill(0);
+    this.#rows.fill(0);
     this.#disposed = true;
   }
 

@@ -15,7 +15,7 @@ export const seedScenario: ScenarioDefinition = {
     );
     const result: SeedScenario = {
       id: 'seed',
-      title: this.title,
+      title: `The seed notebook: cached vs uncached decoding (B=${sizes.B}, T=${sizes.T}, C=${sizes.C}, ${sizes.nHead} heads)`,
       params: { ...sizes, backend: ctx.backend },
       measurements: [
         { key: 'cached', labels: { variant: 'cached' }, timing: cached },
