@@ -39,6 +39,8 @@ describe('kvbench --quick', () => {
       'capacity',
       'heads',
       'batch',
+      'prefill',
+      'steady',
       'backends',
       'peer-torch',
     ]);
