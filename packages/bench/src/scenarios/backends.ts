@@ -19,6 +19,7 @@ export const backendsScenario: ScenarioDefinition = {
           sizes,
           { budgetMs: 30_000, ...ctx.timing },
           (w) => ctx.progress(`backends: ${backend} ${w}`),
+          false,
         );
         measurements.push(
           { key: `${backend}/cached`, labels: { backend, variant: 'cached' }, timing: cached },

@@ -79,6 +79,10 @@ export const peerTorchScenario: ScenarioDefinition = {
     if (seed && !seed.skipped) {
       derived.oursOverTorchCached = seed.cached.meanMs / torch.cached.meanMs;
       derived.oursOverTorchUncached = seed.uncached.meanMs / torch.uncached.meanMs;
+      // The matMuls an honest no-cache loop cannot skip, on tfjs-wasm, against torch's whole loop.
+      const projections = seed.measurements.find((m) => m.key === 'uncached-projections');
+      if (projections)
+        derived.ourProjectionsOverTorchUncached = projections.timing.meanMs / torch.uncached.meanMs;
     }
     const result: Scenario = {
       ...base,

@@ -8,7 +8,7 @@ export const seedScenario: ScenarioDefinition = {
   title: 'The seed notebook: cached vs uncached decoding (B=8, T=64, C=128, 8 heads)',
   async run(ctx) {
     const sizes = ctx.quick ? seedSizes.quick : seedSizes.full;
-    const { cached, uncached, speedup } = measureSeed(
+    const { cached, uncached, projections, speedup } = measureSeed(
       sizes,
       { budgetMs: 60_000, ...ctx.timing },
       (w) => ctx.progress(`seed: ${w}`),
@@ -20,8 +20,13 @@ export const seedScenario: ScenarioDefinition = {
       measurements: [
         { key: 'cached', labels: { variant: 'cached' }, timing: cached },
         { key: 'uncached', labels: { variant: 'uncached' }, timing: uncached },
+        {
+          key: 'uncached-projections',
+          labels: { variant: 'uncached: projection matMuls only' },
+          timing: projections!,
+        },
       ],
-      derived: { speedup },
+      derived: { speedup, uncachedProjectionShare: projections!.meanMs / uncached.meanMs },
       cached,
       uncached,
       speedup,
