@@ -1,31 +1,17 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { expectValueError, fixture } from '../test/rng-support.ts';
 import { ValueError } from './errors.ts';
 import { Generator, type GeneratorState, getDefaultGenerator, setSeed } from './generator.ts';
 
 /** Test vectors recorded from PyTorch 1.13 (see test/fixtures/README.md). */
-const vectors = JSON.parse(
-  readFileSync(new URL('../test/fixtures/rng_vectors.json', import.meta.url), 'utf8'),
-) as {
+const vectors = fixture<{
   mt19937_seed42_first20_u32: number[];
   mt19937_seed42_outputs_624_to_628_u32: number[];
   mt19937_seed0_first5_u32: number[];
-};
+}>('rng_vectors.json');
 
 function draw(g: Generator, n: number): number[] {
   return Array.from({ length: n }, () => g.random());
-}
-
-function expectValueError(fn: () => unknown, argument: string, message?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(ValueError);
-  expect((caught as ValueError).argument).toBe(argument);
-  if (message) expect((caught as ValueError).message).toMatch(message);
 }
 
 describe('Generator (MT19937) against torch vectors', () => {

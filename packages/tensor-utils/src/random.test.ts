@@ -1,24 +1,11 @@
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { type Described, expectDescribed, fixture, hexBits, sha256 } from '../test/rng-support.ts';
 import { ValueError } from './errors.ts';
 import { Generator, getDefaultGenerator, setSeed } from './generator.ts';
 import { fusedMultiplyAdd32, rand, uniformValues } from './random.ts';
 
-function fixture<T>(name: string): T {
-  return JSON.parse(
-    readFileSync(new URL(`../test/fixtures/${name}`, import.meta.url), 'utf8'),
-  ) as T;
-}
-
-interface Described {
-  count: number;
-  sha256: string;
-  first8_hex: string[];
-  last8_hex: string[];
-}
 interface UniformCase extends Described {
   from: number;
   to: number;
@@ -36,31 +23,6 @@ const notebook = fixture<{ seeds: { seed: number }; x: TensorFixture }>(
   'a_seed_notebook.init.json',
 );
 const mha = fixture<{ seeds: { seed: number }; x: TensorFixture }>('b_mha_b3_t16_c32_h4.init.json');
-
-/** float32 bit patterns as 8-digit lowercase hex. */
-function hexBits(values: Float32Array): string[] {
-  return Array.from(new Uint32Array(Float32Array.from(values).buffer), (b) =>
-    b.toString(16).padStart(8, '0'),
-  );
-}
-
-/** SHA-256 of the little-endian float32 bytes, independent of the host's byte order. */
-function sha256(values: Float32Array): string {
-  let bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1) {
-    const view = new DataView(new ArrayBuffer(values.length * 4));
-    for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i]!, true);
-    bytes = new Uint8Array(view.buffer);
-  }
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-function expectDescribed(values: Float32Array, ref: Described): void {
-  expect(values.length).toBe(ref.count);
-  expect(hexBits(values.subarray(0, 8))).toEqual(ref.first8_hex);
-  expect(hexBits(values.subarray(values.length - 8))).toEqual(ref.last8_hex);
-  expect(sha256(values)).toBe(ref.sha256);
-}
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -1,7 +1,6 @@
 import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
-import { timeit } from '../timeit.ts';
-import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+import { gpt2Small, quickLayer, timeDecodeStep } from './layer-workload.ts';
 
 /** Decode throughput as the batch grows: B tokens per step. */
 export const batchScenario: ScenarioDefinition = {
@@ -12,20 +11,13 @@ export const batchScenario: ScenarioDefinition = {
     const t = ctx.quick ? 32 : 128;
     const measurements: Measurement[] = [];
     for (const B of [1, 8, 32]) {
-      const w = layerWorkload({ ...dims, B, blockSize: t + 1 });
-      try {
-        w.fill(t);
-        ctx.progress(`batch: B=${B}`);
-        const timing = timeit(() => w.cachedStep(t), { budgetMs: 10_000, ...ctx.timing });
-        measurements.push({
-          key: `B=${B}`,
-          labels: { B },
-          timing,
-          extra: { tokensPerSecond: B / (timing.meanMs / 1000) },
-        });
-      } finally {
-        w.dispose();
-      }
+      const { timing } = timeDecodeStep(ctx, { ...dims, B, blockSize: t + 1 }, t, `batch: B=${B}`);
+      measurements.push({
+        key: `B=${B}`,
+        labels: { B },
+        timing,
+        extra: { tokensPerSecond: B / (timing.meanMs / 1000) },
+      });
     }
     const tps = measurements.map((m) => m.extra!.tokensPerSecond!);
     const result: Scenario = {

@@ -1,7 +1,6 @@
 import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
-import { timeit } from '../timeit.ts';
-import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+import { gpt2Small, quickLayer, timeDecodeStep } from './layer-workload.ts';
 
 /** The same decode step at t=64 in a small and a large static cache: cost must not follow capacity. */
 export const capacityScenario: ScenarioDefinition = {
@@ -12,20 +11,18 @@ export const capacityScenario: ScenarioDefinition = {
     const t = 64;
     const measurements: Measurement[] = [];
     for (const blockSize of [128, 4096]) {
-      const w = layerWorkload({ ...dims, B: 1, blockSize });
-      try {
-        w.fill(t);
-        ctx.progress(`capacity: step at t=${t}, blockSize ${blockSize}`);
-        const timing = timeit(() => w.cachedStep(t), { budgetMs: 10_000, ...ctx.timing });
-        measurements.push({
-          key: `blockSize=${blockSize}`,
-          labels: { blockSize, t },
-          timing,
-          extra: { cacheBytesReserved: w.mha.kvCache!.bytesReserved() },
-        });
-      } finally {
-        w.dispose();
-      }
+      const step = timeDecodeStep(
+        ctx,
+        { ...dims, B: 1, blockSize },
+        t,
+        `capacity: step at t=${t}, blockSize ${blockSize}`,
+      );
+      measurements.push({
+        key: `blockSize=${blockSize}`,
+        labels: { blockSize, t },
+        timing: step.timing,
+        extra: { cacheBytesReserved: step.bytesReserved },
+      });
     }
     const [small, large] = measurements.map((m) => m.timing.meanMs) as [number, number];
     const result: Scenario = {

@@ -1,7 +1,6 @@
 import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
-import { timeit } from '../timeit.ts';
-import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+import { gpt2Small, quickLayer, timeDecodeStep } from './layer-workload.ts';
 
 /** MHA, GQA and MQA at the same width: decode step time and the cache they need. */
 export const headsScenario: ScenarioDefinition = {
@@ -14,20 +13,18 @@ export const headsScenario: ScenarioDefinition = {
     const measurements: Measurement[] = [];
     for (const nKvHeads of variants) {
       const kind = nKvHeads === dims.nHead ? 'MHA' : nKvHeads === 1 ? 'MQA' : 'GQA';
-      const w = layerWorkload({ ...dims, nKvHeads, B: 1, blockSize: t + 1 });
-      try {
-        w.fill(t);
-        ctx.progress(`heads: ${kind} (nKvHeads=${nKvHeads})`);
-        const timing = timeit(() => w.cachedStep(t), { budgetMs: 10_000, ...ctx.timing });
-        measurements.push({
-          key: `nKvHeads=${nKvHeads}`,
-          labels: { nKvHeads, kind },
-          timing,
-          extra: { cacheBytes: w.mha.kvCache!.bytesUsed() },
-        });
-      } finally {
-        w.dispose();
-      }
+      const step = timeDecodeStep(
+        ctx,
+        { ...dims, nKvHeads, B: 1, blockSize: t + 1 },
+        t,
+        `heads: ${kind} (nKvHeads=${nKvHeads})`,
+      );
+      measurements.push({
+        key: `nKvHeads=${nKvHeads}`,
+        labels: { nKvHeads, kind },
+        timing: step.timing,
+        extra: { cacheBytes: step.bytesUsed },
+      });
     }
     const mha = measurements[0]!;
     const mqa = measurements[measurements.length - 1]!;

@@ -1,6 +1,9 @@
 import { CausalSelfAttention, GPT } from '@kvkit/attention';
 import { kernels, rand, setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
+import type { Timing } from '../report/schema.ts';
+import type { ScenarioContext } from '../scenario.ts';
+import { timeit } from '../timeit.ts';
 
 /** One attention layer shaped like GPT-2 small (C=768, 12 heads), unless told otherwise. */
 export interface LayerShape {
@@ -101,4 +104,26 @@ export function layerWorkload(shape: LayerShape) {
       mha.dispose();
     },
   };
+}
+
+/**
+ * Builds a layer, caches t positions and times one decode step there: the measurement the
+ * capacity, heads and batch scenarios each make for several shapes.
+ */
+export function timeDecodeStep(
+  ctx: ScenarioContext,
+  shape: LayerShape,
+  t: number,
+  message: string,
+): { timing: Timing; bytesUsed: number; bytesReserved: number } {
+  const w = layerWorkload(shape);
+  try {
+    w.fill(t);
+    ctx.progress(message);
+    const timing = timeit(() => w.cachedStep(t), { budgetMs: 10_000, ...ctx.timing });
+    const cache = w.mha.kvCache!;
+    return { timing, bytesUsed: cache.bytesUsed(), bytesReserved: cache.bytesReserved() };
+  } finally {
+    w.dispose();
+  }
 }
