@@ -1,5 +1,6 @@
 import { type KVCache, StaticKVCache } from '@kvkit/kv-cache';
 import {
+  CacheCapacityError,
   DisposedError,
   DTypeError,
   getDefaultGenerator,
@@ -65,6 +66,12 @@ export class CausalSelfAttention {
   constructor(config: Partial<GPTConfig>, options: AttentionOptions = {}) {
     this.dims = Object.freeze(attentionDims(config));
     this.layer = options.layer ?? 0;
+    if (!Number.isInteger(this.layer) || this.layer < 0) {
+      throw new ValueError(`layer must be a non-negative integer, got ${String(this.layer)}`, {
+        argument: 'layer',
+        value: this.layer,
+      });
+    }
     this.implementation = options.implementation ?? 'kernel';
     if (this.implementation !== 'kernel' && this.implementation !== 'reference') {
       throw new ValueError(
@@ -123,7 +130,7 @@ export class CausalSelfAttention {
         },
       );
     }
-    if (this.#ownsCache) this.#cache?.dispose();
+    if (cache !== this.#cache && this.#ownsCache) this.#cache?.dispose();
     this.#cache = cache;
     this.#ownsCache = false;
     return this;
@@ -156,8 +163,13 @@ export class CausalSelfAttention {
     const { useKvCache = false, startPos = 0 } = options;
     this.#checkInput(x, useKvCache, startPos);
     const [B, T] = x.shape as [number, number, number];
-    const cache = useKvCache ? this.#cacheFor() : null;
+    const cache = useKvCache ? (this.#cache ?? this.#newCache()) : null;
     cache?.checkWrite(this.layer, B, startPos, T);
+    if (cache && !this.#cache) {
+      // Adopted only now that the call is accepted: a rejected first call leaves kvCache null.
+      this.#cache = cache;
+      this.#ownsCache = true;
+    }
 
     const cacheForKernel = cache?.heapStorage && cache.writeFromHeap ? cache : null;
     const dropoutActive = this.#training && (this.dims.attnPdrop > 0 || this.dims.residPdrop > 0);
@@ -183,12 +195,17 @@ export class CausalSelfAttention {
     const W = C + 2 * nkv * hs; // one c_attn row: [q | k | v]
     const k = kernels();
     k.reserve(this.dims.blockSize); // the score scratch never grows during decoding
-    const io = k.heap.alloc(B * T * W * 4);
-    const out = k.heap.alloc(B * T * C * 4);
+    let io = -1;
+    let out = -1;
     try {
+      io = k.heap.alloc(B * T * W * 4);
+      out = k.heap.alloc(B * T * C * 4);
       const qkv = tf.tidy(() => this.cAttn.apply(tf.reshape(x, [B * T, C]) as tf.Tensor2D)); // (B*T, W)
-      readInto(qkv, k.heap.f32(), io / 4); // no intermediate array: straight into the kernel heap
-      qkv.dispose();
+      try {
+        readInto(qkv, k.heap.f32(), io / 4); // no intermediate array: straight into the kernel heap
+      } finally {
+        qkv.dispose();
+      }
       const src = { ptr: io, rowStride: W * 4, keyOffset: C * 4, valueOffset: (C + nkv * hs) * 4 };
       let kv: { k: number; v: number; kvBatch: number; kvHead: number; kvRow: number };
       if (cache) {
@@ -228,12 +245,14 @@ export class CausalSelfAttention {
       });
       // tfjs copies the view into its own heap at once, so the kernel heap block can be freed.
       const y = tf.tensor2d(k.heap.f32().subarray(out / 4, out / 4 + B * T * C), [B * T, C]); // (B*T, C)
-      const result = tf.tidy(() => tf.reshape(this.cProj.apply(y), [B, T, C]) as tf.Tensor3D);
-      y.dispose();
-      return result;
+      try {
+        return tf.tidy(() => tf.reshape(this.cProj.apply(y), [B, T, C]) as tf.Tensor3D);
+      } finally {
+        y.dispose();
+      }
     } finally {
-      k.heap.free(io);
-      k.heap.free(out);
+      if (io >= 0) k.heap.free(io);
+      if (out >= 0) k.heap.free(out);
     }
   }
 
@@ -330,13 +349,16 @@ export class CausalSelfAttention {
     this.#disposed = true;
   }
 
-  #cacheFor(): KVCache {
-    if (!this.#cache) {
-      const { maxBatchSize, nKvHeads, headSize, blockSize } = this.dims;
-      this.#cache = new StaticKVCache({ maxBatchSize, nKvHeads, headSize, capacity: blockSize });
-      this.#ownsCache = true;
-    }
-    return this.#cache;
+  /** The seed's cache for this module: created on the first cached forward, sized from dims. */
+  #newCache(): KVCache {
+    const { maxBatchSize, nKvHeads, headSize, blockSize } = this.dims;
+    return new StaticKVCache({
+      nLayers: this.layer + 1,
+      maxBatchSize,
+      nKvHeads,
+      headSize,
+      capacity: blockSize,
+    });
   }
 
   #checkInput(x: tf.Tensor, useKvCache: boolean, startPos: number): void {
@@ -370,6 +392,13 @@ export class CausalSelfAttention {
         expected: '[B >= 1, T >= 1, C]',
         actual: x.shape,
       });
+    }
+    if (useKvCache && Number.isInteger(startPos) && startPos >= 0 && startPos + T > blockSize) {
+      // The cache may be larger (a shared one); the module's own limit is its blockSize.
+      throw new CacheCapacityError(
+        `startPos + T = ${startPos} + ${T} = ${startPos + T} exceeds the capacity (blockSize) ${blockSize}`,
+        { capacity: blockSize, requested: startPos + T },
+      );
     }
     if (!useKvCache) {
       if (startPos !== 0) {

@@ -163,7 +163,9 @@ describe('training mode', () => {
     mha.eval();
     const c = run();
     expect(maxAbsDiff(a, b)).toBe(0); // same seed, same masks
-    expect(maxAbsDiff(a, c)).toBeGreaterThan(0); // dropout changed something
+    // Dropout (p = 0.1, outputs scaled by 1/0.9) moves outputs by far more than the ~1e-7
+    // between the kernel (eval) and reference (train) paths.
+    expect(maxAbsDiff(a, c)).toBeGreaterThan(1e-3);
     tf.dispose([x, a, b, c]);
     mha.dispose();
   });

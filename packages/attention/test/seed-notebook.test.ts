@@ -136,9 +136,8 @@ describe('the seed notebook, cell by cell', () => {
     // depend on each implementation's float32 summation order, so here they are whatever this
     // implementation gives; both cells must at least agree with each other. Cell 15 must hold.
     const same = tf.equal(sequential, withCache);
-    const allSame = (same.dataSync() as Uint8Array).every((v) => v === 1);
-    expect(equal(sequential, withCache)).toBe(allSame);
-    expect(formatTensor(same)).toMatch(/^tensor\(\[\[\[ ?(True|False),/);
+    const printed = formatTensor(same);
+    expect(printed.match(/True|False/g)).toHaveLength(B * T * C); // one printed bool per element
     same.dispose();
     expect(allclose(sequential, withCache)).toBe(true); // cell 15: True
   });

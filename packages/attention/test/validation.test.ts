@@ -144,7 +144,7 @@ describe('forward rejects bad input and leaves the cache bit-for-bit unchanged',
     const x = tf.zeros([2, 9, C]);
     expect(() => mha.forward(x, { useKvCache: true })).toThrow(CacheCapacityError);
     expect(mha.cacheK).toBeNull();
-    expect(mha.kvCache?.bytesReserved() ?? 0).toBe(0);
+    expect(mha.kvCache).toBeNull(); // not even an empty cache object
     x.dispose();
     mha.dispose();
   });
@@ -243,5 +243,47 @@ describe('loadStateDict is strict and atomic', () => {
     }
     tf.dispose(Object.values(dict));
     a.dispose();
+  });
+});
+
+describe('caches given to the module', () => {
+  test("a larger shared cache does not lift the module's blockSize", async () => {
+    const { StaticKVCache } = await import('@kvkit/kv-cache');
+    const shared = new StaticKVCache({ maxBatchSize: 4, nKvHeads: 2, headSize: 3, capacity: 64 });
+    const mha = primed().useCache(shared);
+    const x = tf.zeros([2, 9, C]);
+    expect(() => mha.forward(x, { useKvCache: true, startPos: 0 })).toThrow(CacheCapacityError);
+    expect(() => mha.forward(x, { useKvCache: true, startPos: 0 })).toThrow(
+      /0 \+ 9 = 9 exceeds the capacity \(blockSize\) 8/,
+    );
+    expect(shared.length()).toBe(0);
+    x.dispose();
+    mha.dispose();
+    expect(shared.isDisposed).toBe(false); // not the module's to free
+    shared.dispose();
+  });
+
+  test("useCache with the module's own cache keeps it alive", () => {
+    const mha = primed();
+    const own = mha.kvCache!;
+    mha.useCache(own);
+    expect(own.isDisposed).toBe(false);
+    expect(own.length()).toBe(5);
+    mha.dispose();
+    own.dispose();
+  });
+
+  test('layer must be a non-negative integer; a module on layer 2 gets a cache with that layer', () => {
+    expect(() => new CausalSelfAttention(config, { layer: -1 })).toThrow(
+      /layer must be a non-negative integer, got -1/,
+    );
+    expect(() => new CausalSelfAttention(config, { layer: 1.5 })).toThrow(ValueError);
+    setSeed(42);
+    const mha = new CausalSelfAttention(config, { layer: 2 }).eval();
+    const x = tf.zeros([2, 3, C]);
+    mha.forward(x, { useKvCache: true, startPos: 0 }).dispose();
+    expect(mha.kvCache!.length(2)).toBe(3);
+    x.dispose();
+    mha.dispose();
   });
 });

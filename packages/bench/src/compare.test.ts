@@ -66,6 +66,12 @@ describe('compareReports', () => {
   });
 });
 
+test('one sample on a side gives no noise estimate, so no verdict but noise', () => {
+  const rows = compareReports(report({ cached: [10] }), report({ cached: [20] }));
+  expect(rows[0]!.verdict).toBe('noise');
+  expect(rows[0]!.t).toBeNaN();
+});
+
 describe('growthExponent', () => {
   test('is the log-log slope: 1 for linear, 2 for quadratic', () => {
     const ts = [64, 128, 256, 512];

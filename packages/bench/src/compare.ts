@@ -39,8 +39,10 @@ export function compareReports(
       const b = before.measurements.find((x) => x.key === m.key);
       if (!b) continue;
       const ratio = m.timing.meanMs / b.timing.meanMs;
-      const t = welchT(b.timing, m.timing);
-      const real = Math.abs(t) > tThreshold && Math.abs(ratio - 1) > minChange;
+      // With fewer than two samples on a side there is no noise estimate: never call it real.
+      const measurable = b.timing.samplesMs.length >= 2 && m.timing.samplesMs.length >= 2;
+      const t = measurable ? welchT(b.timing, m.timing) : Number.NaN;
+      const real = measurable && Math.abs(t) > tThreshold && Math.abs(ratio - 1) > minChange;
       out.push({
         scenario: scenario.id,
         key: m.key,

@@ -8,7 +8,7 @@ import type { KVCacheShape } from './kv-cache.ts';
  */
 
 export function checkCacheShape(shape: KVCacheShape): Required<KVCacheShape> {
-  const full = { nLayers: 1, ...shape };
+  const full = { ...shape, nLayers: shape.nLayers ?? 1 };
   for (const [argument, value] of Object.entries(full)) {
     if (!Number.isInteger(value) || (value as number) < 1) {
       throw new ValueError(

@@ -30,7 +30,7 @@ export interface KVCache {
   /**
    * Throws a typed error, and changes nothing, if `write` with these arguments would be
    * rejected: a bad layer, batch > maxBatchSize, T = 0, a bad startPos, startPos + T > capacity,
-   * a gap (startPos > length), or keys/values of the wrong shape or dtype.
+   * or a gap (startPos > length). (`write` also checks the tensors' shapes and dtypes.)
    */
   checkWrite(layer: number, batchSize: number, startPos: number, newPositions: number): void;
   /**

@@ -190,3 +190,32 @@ describe('StaticKVCache', () => {
     expect(cache.bytesUsed()).toBe(0);
   });
 });
+
+describe('StaticKVCache allocation', () => {
+  test('nLayers may be given as undefined (the default, 1)', () => {
+    expect(new StaticKVCache({ ...shape, nLayers: undefined }).nLayers).toBe(1);
+  });
+
+  test('a layer whose V block cannot be allocated keeps no K block either', async () => {
+    const { kernels } = await import('@kvkit/tensor-utils');
+    const heap = kernels().heap;
+    const cache = new StaticKVCache(shape);
+    const before = heap.bytesAllocated();
+    const alloc = heap.alloc.bind(heap);
+    let calls = 0;
+    heap.alloc = (bytes: number) => {
+      if (++calls === 2) throw new Error('out of memory');
+      return alloc(bytes);
+    };
+    const k = rows(1, 1, 0);
+    try {
+      expect(() => cache.write(0, k, k, 0)).toThrow(/out of memory/);
+    } finally {
+      heap.alloc = alloc;
+    }
+    expect(heap.bytesAllocated()).toBe(before);
+    expect(cache.isAllocated()).toBe(false);
+    expect(cache.length()).toBe(0);
+    k.dispose();
+  });
+});

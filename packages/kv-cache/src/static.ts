@@ -231,7 +231,13 @@ export class StaticKVCache implements KVCache {
     const heap = kernels().heap;
     const bytes = this.#layerSize() * 4;
     const k = heap.alloc(bytes);
-    const v = heap.alloc(bytes);
+    let v: number;
+    try {
+      v = heap.alloc(bytes);
+    } catch (error) {
+      heap.free(k); // all or nothing: a failed write leaves no half-allocated layer behind
+      throw error;
+    }
     heap.f32().fill(0, k / 4, (k + bytes) / 4); // freed blocks keep old rows: zero them
     heap.f32().fill(0, v / 4, (v + bytes) / 4);
     this.#keys[layer] = k;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type Described, expectDescribed, fixture, hexBits, sha256 } from '../test/rng-support.ts';
+import { type Described, expectDescribed, fixture, hexBits } from '../test/rng-support.ts';
 import { ValueError } from './errors.ts';
 import { Generator, getDefaultGenerator, setSeed } from './generator.ts';
 import {

@@ -3,7 +3,10 @@ import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { measureSeed, seedSizes } from './seed-workload.ts';
 
-/** The seed scenario on the wasm backend and on the plain JS cpu backend, in one run. */
+/**
+ * The seed scenario on the wasm backend and on tfjs's cpu backend, in one run. On cpu the
+ * projections run in tfjs-cpu's JS matMul; attention still runs in kvkit's WebAssembly kernel.
+ */
 export const backendsScenario: ScenarioDefinition = {
   id: 'backends',
   title: 'The seed scenario on wasm and on cpu',

@@ -79,7 +79,8 @@ export const contextScenario: ScenarioDefinition = {
         attentionExponent: growthExponent(series('attention')),
         uncachedExponent: growthExponent(series('uncached')),
         [`speedupAtT${maxT}`]: at('uncached', maxT) / at('cached', maxT),
-        // > 0.5: the attention part reads K and V at over half of memcpy bandwidth.
+        // > 0.5: the attention part reads K and V at over half of memcpy bandwidth, both counted
+        // as bytes per second of the same K and V bytes (memcpy's usual convention: bytes copied).
         [`attentionBandwidthOverCopyAtT${maxT}`]:
           at('copy', maxT, 'minMs') / at('attention', maxT, 'minMs'),
         [`attentionGBpsAtT${maxT}`]:

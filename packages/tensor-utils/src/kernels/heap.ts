@@ -101,19 +101,25 @@ export class KernelHeap {
   }
 
   #grow(bytes: number): void {
-    // Grow geometrically so a long run of small allocations costs few grow calls.
-    const pages = Math.max(
-      Math.ceil(bytes / 65536),
-      Math.ceil(this.memory.buffer.byteLength / 65536 / 4),
-    );
-    try {
-      this.memory.grow(pages);
-    } catch (cause) {
-      throw new ValueError(
-        `the kvkit kernel heap cannot grow by ${pages * 64} KiB (now ${this.memory.buffer.byteLength / 1048576} MiB)`,
-        { argument: 'bytes', value: bytes },
-        { cause },
-      );
+    // Grow geometrically so a long run of small allocations costs few grow calls; near the
+    // memory's limit, fall back to exactly the pages needed.
+    const needed = Math.ceil(bytes / 65536);
+    for (const pages of [
+      Math.max(needed, Math.ceil(this.memory.buffer.byteLength / 65536 / 4)),
+      needed,
+    ]) {
+      try {
+        this.memory.grow(pages);
+        return;
+      } catch (cause) {
+        if (pages === needed) {
+          throw new ValueError(
+            `the kvkit kernel heap cannot grow by ${pages * 64} KiB (now ${this.memory.buffer.byteLength / 1048576} MiB)`,
+            { argument: 'bytes', value: bytes },
+            { cause },
+          );
+        }
+      }
     }
   }
 }

@@ -144,3 +144,49 @@ describe('KernelHeap', () => {
     expect(heap.alloc(16)).toBe(1136); // the tail came back to the top
   });
 });
+
+describe('allocation failures', () => {
+  test('the heap falls back to growing by exactly what is needed near its limit', () => {
+    const heap = new KernelHeap(new WebAssembly.Memory({ initial: 81, maximum: 100 }), 81 * 65536);
+    expect(() => heap.alloc(65536)).not.toThrow(); // a quarter (21 pages) would not fit; 1 does
+    expect(() => heap.alloc(20 * 65536)).toThrow(/cannot grow by 1280 KiB/);
+  });
+
+  test('a failed score-scratch allocation leaves the old scratch in place', () => {
+    const k = new Kernels();
+    k.reserve(2000);
+    const alloc = k.heap.alloc.bind(k.heap);
+    k.heap.alloc = () => {
+      throw new Error('out of memory');
+    };
+    expect(() => k.reserve(50_000)).toThrow(/out of memory/);
+    k.heap.alloc = alloc;
+    // The scratch still belongs to the kernels: a new block must not overlap it.
+    const victim = k.heap.alloc(2000 * 4);
+    k.heap.f32().fill(7, victim / 4, victim / 4 + 2000);
+    const q = k.heap.alloc(16);
+    const out = k.heap.alloc(16);
+    k.attend({
+      q,
+      qRow: 16,
+      k: victim,
+      v: victim,
+      kvBatch: 0,
+      kvHead: 0,
+      kvRow: 16,
+      out,
+      outRow: 16,
+      B: 1,
+      T: 1,
+      nh: 1,
+      group: 1,
+      hs: 4,
+      startPos: 499,
+      tKeys: 500,
+      scale: 1,
+    });
+    expect(
+      Array.from(k.heap.f32().subarray(victim / 4, victim / 4 + 2000)).every((x) => x === 7),
+    ).toBe(true);
+  });
+});

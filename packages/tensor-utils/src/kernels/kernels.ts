@@ -3,7 +3,7 @@ import { KernelHeap } from './heap.ts';
 
 /**
  * kvkit's own WebAssembly SIMD kernels (assembled from attention.wat) and the heap they work in.
- * The module is ~1 KB and compiles synchronously on first use, in Node and in browsers.
+ * The module is ~2 KB and compiles synchronously on first use, in Node and in browsers.
  *
  * Why a kernel of our own: tfjs-wasm runs batched and transposed matMuls (every attention
  * matMul) through a naive loop at ~3 GFLOP/s and slices by reading whole tensors; this kernel
@@ -99,9 +99,11 @@ export class Kernels {
 
   #ensureScores(n: number): void {
     if (n <= this.#scoresCapacity) return;
+    const capacity = Math.max(n, 2 * this.#scoresCapacity, 1024);
+    const scores = this.heap.alloc(capacity * 4); // first: if this throws, nothing has changed
     if (this.#scoresCapacity > 0) this.heap.free(this.#scores);
-    this.#scoresCapacity = Math.max(n, 2 * this.#scoresCapacity, 1024);
-    this.#scores = this.heap.alloc(this.#scoresCapacity * 4);
+    this.#scores = scores;
+    this.#scoresCapacity = capacity;
   }
 }
 
