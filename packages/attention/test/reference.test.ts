@@ -111,7 +111,7 @@ describe.each(cases.map((c) => [c.case, c] as const))('PyTorch reference %s', (_
         tf.dispose([ours, expected]);
       }
       console.info(
-        `${c.case} schedule ${schedule.name}: max |diff| over steps and caches = ${worst.toExponential(2)}`,
+        `${c.case} ${impl} schedule ${schedule.name}: max |diff| over steps and caches = ${worst.toExponential(2)}`,
       );
       tf.dispose([x, fullK, fullV]);
       mha.dispose();
