@@ -1,7 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type Described, expectDescribed, fixture, hexBits, sha256 } from '../test/rng-support.ts';
+import {
+  type Described,
+  expectDescribed,
+  expectValueError,
+  fixture,
+  hexBits,
+  sha256,
+} from '../test/rng-support.ts';
 import { ValueError } from './errors.ts';
 import { Generator, getDefaultGenerator, setSeed } from './generator.ts';
 import { fusedMultiplyAdd32, rand, uniformValues } from './random.ts';
@@ -162,16 +169,7 @@ describe('uniformValues against torch uniform_', () => {
       [() => uniformValues(2, 0, 1, { generator: g, rounding: 'exact' as 'fused' }), 'rounding'],
       [() => uniformValues(2, 0, 1, { generator: {} as Generator }), 'generator'],
     ];
-    for (const [fn, argument] of bad) {
-      let caught: unknown;
-      try {
-        fn();
-      } catch (e) {
-        caught = e;
-      }
-      expect(caught).toBeInstanceOf(ValueError);
-      expect((caught as ValueError).argument).toBe(argument);
-    }
+    for (const [fn, argument] of bad) expectValueError(fn, argument);
     expect(() => uniformValues(2, 1, 0)).toThrow(/from = 1 > to = 0/);
     expect(g.getState().index).toBe(624);
   });
