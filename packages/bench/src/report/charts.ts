@@ -31,7 +31,7 @@ const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 /** Plot-area width; axes and legends bring the whole image to roughly 640 px. */
 const WIDTH = 520;
 const HEIGHT = 300;
-const VARIANT_COLORS = { cached: '#1f77b4', uncached: '#d62728' } as const;
+const VARIANT_COLORS = { cached: '#1f77b4', uncached: '#d62728', attention: '#2ca02c' } as const;
 const BAR_COLOR = '#4c78a8';
 const SLOWDOWN_COLOR = '#e45756';
 
@@ -132,18 +132,19 @@ function contextChart(s: Scenario | undefined): ChartPlan | null {
     const variant = m.labels.variant;
     const t = num(m.labels.t);
     // Log axes cannot place 0 or negative values.
-    if ((variant !== 'cached' && variant !== 'uncached') || !t || t <= 0) return [];
+    if ((variant !== 'cached' && variant !== 'uncached' && variant !== 'attention') || !t || t <= 0)
+      return [];
     if (!(m.timing.meanMs > 0)) return [];
     return [{ variant, t, ms: m.timing.meanMs }];
   });
   if (rows.length === 0) return null;
   const ts = [...new Set(rows.map((r) => r.t))].sort((a, b) => a - b);
-  const variants = (['cached', 'uncached'] as const).filter((v) =>
+  const variants = (['cached', 'uncached', 'attention'] as const).filter((v) =>
     rows.some((r) => r.variant === v),
   );
   return {
     file: 'context-step-time.svg',
-    alt: 'Time of one decode step vs context length, cached and uncached (log-log)',
+    alt: 'Time of one decode step vs context length: cached, uncached, and the attention part of the cached step (log-log)',
     scenarioId: s.id,
     spec: {
       $schema: SCHEMA,
