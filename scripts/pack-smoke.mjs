@@ -308,6 +308,18 @@ try {
     missingPeers.length ? `missing: ${missingPeers.join(', ')}` : '',
   );
 
+  step('running the installed kvbench command');
+  r = run(join(projectDir, 'node_modules', '.bin', 'kvbench'), ['--help'], {
+    cwd: projectDir,
+    env,
+    timeout: 60_000,
+  });
+  record(
+    'the installed `kvbench --help` runs and lists the scenarios',
+    r.ok && r.stdout.includes('Usage: kvbench') && r.stdout.includes('peer-torch'),
+    r.ok ? tail(r.stdout) : tail(r.stderr || String(r.error)),
+  );
+
   step('running the ESM smoke program with node');
   writeFileSync(join(projectDir, 'smoke.mjs'), smokeProgram);
   r = run(process.execPath, ['smoke.mjs'], { cwd: projectDir, env, timeout: 90_000 });

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 
 // Runs the built `kvbench` the way a user does, with --quick: every scenario must run and the
 // report files must be written in the documented shape. No timing is asserted.
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const cli = fileURLToPath(new URL('../bin/kvbench.js', import.meta.url));
 const out = mkdtempSync(join(tmpdir(), 'kvbench-smoke-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
