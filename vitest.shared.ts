@@ -20,3 +20,21 @@ export function packageConfig(options: { include?: string[]; reportName?: string
     },
   });
 }
+
+/**
+ * The browser smoke tests' config (apps/demo, docs): the e2e/ files against a built app in
+ * headless Chromium, one file at a time, with a JSON report the test command counts.
+ */
+export function e2eConfig() {
+  return defineConfig({
+    test: {
+      include: ['e2e/**/*.e2e.test.ts'],
+      testTimeout: 120_000,
+      hookTimeout: 120_000,
+      pool: 'forks',
+      fileParallelism: false,
+      reporters: ['default', 'json'],
+      outputFile: { json: '.vitest-reports/e2e.json' },
+    },
+  });
+}
