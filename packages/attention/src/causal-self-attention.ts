@@ -184,7 +184,7 @@ export class CausalSelfAttention {
   }
 
   /**
-   * The fast path: projections as fused tfjs matMuls (XNNPACK), and everything between them
+   * The fast path: projections as tfjs matMuls (XNNPACK) plus a bias add, and everything between them
    * (cache write, scores, causal mask, softmax, weighted values) in kvkit's WebAssembly kernel,
    * which reads the cached rows in place. Used whenever dropout is off and the cache (if any)
    * keeps its rows in the kernel heap.
