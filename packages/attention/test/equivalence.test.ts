@@ -138,7 +138,7 @@ describe.each(impls)(
       setSeed(99);
       const other = rand([2, 3, C]); // replaces positions 4..6
       const y = mha.forward(other, { useKvCache: true, startPos: 4 });
-      expect(mha.kvCache?.length()).toBe(7);
+      expect(mha.kvCache?.seqLength()).toBe(7);
       const edited = tf.concat([tf.slice(x, [0, 0, 0], [2, 4, C]), other], 1);
       const full = mha.forward(edited);
       const tail = tf.slice(full, [0, 4, 0], [2, 3, C]);

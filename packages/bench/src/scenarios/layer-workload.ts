@@ -1,5 +1,6 @@
 import { CausalSelfAttention, GPT } from '@kvkit/attention';
-import { kernels, rand, setSeed } from '@kvkit/tensor-utils';
+import { attend } from '@kvkit/kv-cache';
+import { rand, setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Timing } from '../report/schema.ts';
 import type { ScenarioContext } from '../scenario.ts';
@@ -64,38 +65,27 @@ export function layerWorkload(shape: LayerShape) {
      * cache must hold t + 1 positions. Returns the bytes of K and V it reads.
      */
     attentionOnly(t: number): { run: () => void; bytes: number; dispose: () => void } {
-      const k = kernels();
       const cache = mha.kvCache!;
+      const heap = cache.heap;
       const { nHead: nh, nKvHeads: nkv, headSize: hs } = mha.dims;
-      const q = k.heap.alloc(shape.B * nh * hs * 4);
-      const out = k.heap.alloc(shape.B * nh * hs * 4);
-      k.heap.f32().fill(0.01, q / 4, q / 4 + shape.B * nh * hs);
-      const s = cache.heapStorage!(mha.layer)!;
-      const args = {
-        q,
-        qRow: nh * hs * 4,
-        k: s.keys,
-        v: s.values,
-        kvBatch: s.batchStride,
-        kvHead: s.headStride,
-        kvRow: s.rowStride,
-        out,
-        outRow: nh * hs * 4,
-        B: shape.B,
-        T: 1,
-        nh,
-        group: nh / nkv,
-        hs,
-        startPos: t,
-        tKeys: t + 1,
-        scale: Math.fround(1 / Math.sqrt(hs)),
-      };
+      const rowBytes = nh * hs * 4;
+      const q = heap.alloc(shape.B * rowBytes);
+      const out = heap.alloc(shape.B * rowBytes);
+      heap.f32().fill(0.01, q / 4, q / 4 + shape.B * nh * hs);
+      const view = cache.view(mha.layer, shape.B); // the layout the module's step reads
+      const queries = { ptr: q, batchStride: rowBytes, rowStride: rowBytes, T: 1, nHead: nh };
+      const startPos = new Array(shape.B).fill(t);
       return {
-        run: () => k.attend(args),
+        run: () =>
+          attend(
+            view,
+            { ...queries, startPos },
+            { ptr: out, batchStride: rowBytes, rowStride: rowBytes },
+          ),
         bytes: 2 * shape.B * nkv * (t + 1) * hs * 4,
         dispose: () => {
-          k.heap.free(q);
-          k.heap.free(out);
+          heap.free(q);
+          heap.free(out);
         },
       };
     },
