@@ -1,5 +1,6 @@
 import {
   type CacheSpec,
+  checkCacheSpec,
   createCache,
   defaultHeap,
   type KernelHeap,
@@ -97,9 +98,7 @@ export class CausalSelfAttention {
     }
     this.cacheSpec = options.cache ?? 'static';
     this.heap = options.heap ?? defaultHeap();
-    // A bad spec fails at construction, not at the first cached forward (building a cache
-    // allocates nothing before its first write; a user's factory is not called early).
-    if (typeof this.cacheSpec !== 'function') this.#newCache().dispose();
+    checkCacheSpec(this.cacheSpec); // a bad spec fails now, not at the first cached forward
     const { nEmbd, nKvHeads, headSize } = this.dims;
     this.cAttn = new Linear(nEmbd, nEmbd + 2 * nKvHeads * headSize); // key, query, value projections
     this.cProj = new Linear(nEmbd, nEmbd); // output projection

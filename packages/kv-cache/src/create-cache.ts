@@ -64,3 +64,18 @@ export function createCache(spec: CacheSpec, shape: CacheShape): KVCache {
       );
   }
 }
+
+/**
+ * Throws the error `createCache(spec, ...)` would throw for the spec itself (an unknown
+ * strategy, a bad window), whatever the model's sizes; builds nothing that allocates.
+ */
+export function checkCacheSpec(spec: CacheSpec): void {
+  if (typeof spec === 'function') return;
+  createCache(spec, {
+    nLayers: 1,
+    nKvHeads: 1,
+    headSize: 1,
+    maxBatchSize: 1,
+    blockSize: 1,
+  }).dispose();
+}

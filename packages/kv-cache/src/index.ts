@@ -1,5 +1,5 @@
 // Public API of @kvkit/kv-cache: names are listed explicitly, types with `export type`.
-export { type CacheShape, type CacheSpec, createCache } from './create-cache.ts';
+export { type CacheShape, type CacheSpec, checkCacheSpec, createCache } from './create-cache.ts';
 export { DynamicKVCache, type DynamicKVCacheOptions } from './dynamic.ts';
 export { attend, attendOwnRows, type OutputRows, type QueryRows } from './kernel/attend.ts';
 export { defaultHeap, KernelHeap, type KernelHeapOptions } from './kernel/kernel-heap.ts';
