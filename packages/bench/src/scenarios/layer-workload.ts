@@ -1,5 +1,5 @@
 import { CausalSelfAttention, GPT } from '@kvkit/attention';
-import { attend } from '@kvkit/kv-cache';
+import { attend, type CacheSpec } from '@kvkit/kv-cache';
 import { rand, setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Timing } from '../report/schema.ts';
@@ -13,6 +13,8 @@ export interface LayerShape {
   nKvHeads?: number;
   B: number;
   blockSize: number;
+  /** The cache strategy (the module's own cache); static when omitted. */
+  cache?: CacheSpec;
 }
 
 export const gpt2Small = { C: 768, nHead: 12 } as const;
@@ -33,7 +35,7 @@ export function layerWorkload(shape: LayerShape) {
     nKvHeads: shape.nKvHeads ?? null,
     blockSize: shape.blockSize,
     maxBatchSize: shape.B,
-  }).eval();
+  }, shape.cache ? { cache: shape.cache } : {}).eval();
   const x = rand([shape.B, shape.blockSize, shape.C]);
   const token = tf.slice(x, [0, 0, 0], [shape.B, 1, shape.C]);
   return {
@@ -46,6 +48,24 @@ export function layerWorkload(shape: LayerShape) {
         const chunk = tf.slice(x, [0, start, 0], [shape.B, n, shape.C]);
         mha.forward(chunk, { useKvCache: true, startPos: start }).dispose();
         chunk.dispose();
+      }
+    },
+    /**
+     * Caches positions [0, t) with random keys and values written straight into the cache (no
+     * projections: what a step then costs does not depend on how the rows got there), in the
+     * largest updates the strategy takes.
+     */
+    fillDirect(t: number): void {
+      mha.forward(token, { useKvCache: true, startPos: 0 }).dispose(); // builds the module's cache
+      const cache = mha.kvCache!;
+      cache.reset();
+      const { nKvHeads: nkv, headSize: hs } = mha.dims;
+      for (let start = 0; start < t; ) {
+        const n = Math.min(t - start, 256, cache.maxUpdateLength(mha.layer, start, shape.B));
+        const rows = tf.tidy(() => tf.randomUniform([shape.B, nkv, n, hs], -1, 1, 'float32', start));
+        cache.update(mha.layer, { keys: rows, values: rows }, start);
+        rows.dispose();
+        start += n;
       }
     },
     /** One decode step at context t (the cache must hold at least t positions). */
