@@ -3,7 +3,7 @@
  * caller can branch on them without parsing the message, and sets `name` for readable stacks.
  *
  * @example
- * try { cache.write(k, v, { startPos: 70 }); }
+ * try { cache.update(0, { keys, values }, 70); }
  * catch (e) { if (e instanceof CacheCapacityError) console.log(e.capacity, e.requested); }
  */
 export class KvkitError extends Error {

@@ -28,14 +28,17 @@ export const quickLayer = { C: 64, nHead: 4 } as const;
  */
 export function layerWorkload(shape: LayerShape) {
   setSeed(0);
-  const mha = new CausalSelfAttention({
-    ...GPT.getDefaultConfig(),
-    nEmbd: shape.C,
-    nHead: shape.nHead,
-    nKvHeads: shape.nKvHeads ?? null,
-    blockSize: shape.blockSize,
-    maxBatchSize: shape.B,
-  }, shape.cache ? { cache: shape.cache } : {}).eval();
+  const mha = new CausalSelfAttention(
+    {
+      ...GPT.getDefaultConfig(),
+      nEmbd: shape.C,
+      nHead: shape.nHead,
+      nKvHeads: shape.nKvHeads ?? null,
+      blockSize: shape.blockSize,
+      maxBatchSize: shape.B,
+    },
+    shape.cache ? { cache: shape.cache } : {},
+  ).eval();
   const x = rand([shape.B, shape.blockSize, shape.C]);
   const token = tf.slice(x, [0, 0, 0], [shape.B, 1, shape.C]);
   return {
@@ -62,7 +65,9 @@ export function layerWorkload(shape: LayerShape) {
       const { nKvHeads: nkv, headSize: hs } = mha.dims;
       for (let start = 0; start < t; ) {
         const n = Math.min(t - start, 256, cache.maxUpdateLength(mha.layer, start, shape.B));
-        const rows = tf.tidy(() => tf.randomUniform([shape.B, nkv, n, hs], -1, 1, 'float32', start));
+        const rows = tf.tidy(() =>
+          tf.randomUniform([shape.B, nkv, n, hs], -1, 1, 'float32', start),
+        );
         cache.update(mha.layer, { keys: rows, values: rows }, start);
         rows.dispose();
         start += n;

@@ -48,7 +48,11 @@ export const strategiesScenario: ScenarioDefinition = {
             key: `${name}/t=${t}`,
             labels: { strategy: name, t },
             timing,
-            extra: { bytesUsed: c.bytesUsed(), bytesReserved: c.bytesReserved(), slotsHeld: c.slotsHeld() },
+            extra: {
+              bytesUsed: c.bytesUsed(),
+              bytesReserved: c.bytesReserved(),
+              slotsHeld: c.slotsHeld(),
+            },
           });
         } finally {
           w.dispose();
