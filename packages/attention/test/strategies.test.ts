@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { CausalSelfAttention, GPT } from '../src/index.ts';
-import { attentionFloat64, setupBackend } from './support.ts';
+import { attentionFloat64, setupBackend, weightsOf } from './support.ts';
 
 // Every cache strategy through the module: any chunk schedule (chunks longer than the window
 // included) equals a float64 no-cache re-computation under the strategy's visibility rule, and
@@ -52,18 +52,6 @@ function build(
   ).eval();
 }
 
-function weights(mha: CausalSelfAttention) {
-  const s = mha.stateDict();
-  const w = {
-    cAttnW: s['c_attn.weight'].dataSync() as Float32Array,
-    cAttnB: s['c_attn.bias'].dataSync() as Float32Array,
-    cProjW: s['c_proj.weight'].dataSync() as Float32Array,
-    cProjB: s['c_proj.bias'].dataSync() as Float32Array,
-  };
-  tf.dispose(Object.values(s));
-  return w;
-}
-
 function runChunks(mha: CausalSelfAttention, x: tf.Tensor, sizes: number[]): tf.Tensor {
   const [B, , C] = x.shape as [number, number, number];
   const outs: tf.Tensor[] = [];
@@ -108,7 +96,7 @@ describe.each(specs)('%s cache through CausalSelfAttention', (_, spec, rule) => 
             [cfg.B, T, C],
             kernel.dims.nHead,
             cfg.nKvHeads,
-            weights(kernel),
+            weightsOf(kernel),
             rule(cfg.window, cfg.sinks),
           );
           const yk = runChunks(kernel, x, sizes);
@@ -146,7 +134,7 @@ describe('windowed caches past blockSize', () => {
         [2, T, mha.dims.nEmbd],
         2,
         1,
-        weights(mha),
+        weightsOf(mha),
         rule,
       );
       const expected = tf.tensor(Float32Array.from(want), y.shape);

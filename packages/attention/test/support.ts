@@ -1,5 +1,6 @@
 import { initBackend } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
+import type { CausalSelfAttention } from '../src/index.ts';
 
 /** Tests run on the backend kvkit is tuned for; KVKIT_TEST_BACKEND=cpu runs them on cpu. */
 export async function setupBackend(): Promise<void> {
@@ -86,4 +87,17 @@ export function attentionFloat64(
     }
   }
   return out;
+}
+
+/** A module's parameters as host arrays, the shape `attentionFloat64` takes them in. */
+export function weightsOf(mha: CausalSelfAttention) {
+  const s = mha.stateDict();
+  const w = {
+    cAttnW: s['c_attn.weight'].dataSync() as Float32Array,
+    cAttnB: s['c_attn.bias'].dataSync() as Float32Array,
+    cProjW: s['c_proj.weight'].dataSync() as Float32Array,
+    cProjB: s['c_proj.bias'].dataSync() as Float32Array,
+  };
+  tf.dispose(Object.values(s));
+  return w;
 }

@@ -1,7 +1,6 @@
 import { positiveInteger } from './checks.ts';
-import type { KVCacheOptions, Visibility } from './kv-cache.ts';
-import type { SlotRun } from './layer-storage.ts';
-import { SlotKVCache } from './slot-cache.ts';
+import { ContiguousKVCache } from './contiguous-cache.ts';
+import type { KVCacheOptions } from './kv-cache.ts';
 
 export interface DynamicKVCacheOptions extends KVCacheOptions {
   /** Batch rows it may grow to; unbounded when omitted. */
@@ -19,16 +18,14 @@ export interface DynamicKVCacheOptions extends KVCacheOptions {
  * @example
  * const cache = new DynamicKVCache({ nLayers: 12, nKvHeads: 12, headSize: 64 });
  */
-export class DynamicKVCache extends SlotKVCache {
+export class DynamicKVCache extends ContiguousKVCache {
   readonly strategy = 'dynamic';
-  readonly layoutKind = 'contiguous';
-  readonly visibility: Visibility = { window: null, sinks: 0 };
   readonly maxPosition = null;
   readonly maxSlots = null;
   readonly initialSlots: number;
 
   constructor(options: DynamicKVCacheOptions) {
-    super(options, 1);
+    super(options);
     this.initialSlots = positiveInteger(
       { initialSlots: options.initialSlots ?? 16 },
       'initialSlots',
@@ -38,18 +35,6 @@ export class DynamicKVCache extends SlotKVCache {
     )!;
   }
 
-  protected slotOf(position: number): number {
-    return position;
-  }
-
-  protected runsOf(length: number): SlotRun[] {
-    return [{ slot: 0, count: length, firstPos: 0, sink: false }];
-  }
-
-  protected heldSlots(length: number): number {
-    return length;
-  }
-
   protected slotsFor(length: number, current: number): number {
     if (length <= current) return current;
     return Math.max(length, 2 * current, this.initialSlots);
@@ -57,9 +42,5 @@ export class DynamicKVCache extends SlotKVCache {
 
   protected rowsFor(batchSize: number, current: number): number {
     return Math.max(batchSize, current);
-  }
-
-  protected cropRefusal(): null {
-    return null;
   }
 }

@@ -1,9 +1,8 @@
 import { CacheCapacityError } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkLayer, positiveInteger } from './checks.ts';
-import type { KVCacheOptions, Visibility } from './kv-cache.ts';
-import type { SlotRun } from './layer-storage.ts';
-import { SlotKVCache } from './slot-cache.ts';
+import { ContiguousKVCache } from './contiguous-cache.ts';
+import type { KVCacheOptions } from './kv-cache.ts';
 
 export interface StaticKVCacheOptions extends KVCacheOptions {
   /** Batch rows preallocated per layer (the notebook's max_batch_size). */
@@ -27,17 +26,15 @@ const HEAP_LIMIT = 2 ** 32;
  * cache.seqLength(0, 1);                        // 3
  * const cacheK = cache.snapshot(0, 'keys');     // (64, 1, 8, 6), what the seed prints
  */
-export class StaticKVCache extends SlotKVCache {
+export class StaticKVCache extends ContiguousKVCache {
   readonly strategy = 'static';
-  readonly layoutKind = 'contiguous';
-  readonly visibility: Visibility = { window: null, sinks: 0 };
   declare readonly maxBatchSize: number;
   readonly capacity: number;
   readonly maxPosition: number;
   readonly maxSlots: number;
 
   constructor(options: StaticKVCacheOptions) {
-    super(checkStatic(options), 1);
+    super(checkStatic(options));
     this.capacity = options.capacity;
     this.maxPosition = options.capacity;
     this.maxSlots = options.capacity;
@@ -71,28 +68,12 @@ export class StaticKVCache extends SlotKVCache {
     return tf.tensor4d(data, shape);
   }
 
-  protected slotOf(position: number): number {
-    return position;
-  }
-
-  protected runsOf(length: number): SlotRun[] {
-    return [{ slot: 0, count: length, firstPos: 0, sink: false }];
-  }
-
-  protected heldSlots(length: number): number {
-    return length;
-  }
-
   protected slotsFor(): number {
     return this.capacity;
   }
 
   protected rowsFor(): number {
     return this.maxBatchSize;
-  }
-
-  protected cropRefusal(): null {
-    return null;
   }
 }
 
