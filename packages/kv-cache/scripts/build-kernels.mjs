@@ -13,7 +13,11 @@ const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'kernel')
 /** The base64 of the binary assembled from WAT source text. */
 export async function assemble(name, source) {
   const wabt = await createWabt();
-  const module = wabt.parseWat(name, source, { simd: true, sat_float_to_int: true });
+  const module = wabt.parseWat(name, source, {
+    simd: true,
+    sat_float_to_int: true,
+    bulk_memory: true,
+  });
   module.validate();
   const { buffer } = module.toBinary({ log: false, write_debug_names: false });
   module.destroy();

@@ -162,6 +162,21 @@ export function checkRows(
     }
     checkBatch(rows.batchSize, null);
     checkUpdateLength(rows.T);
+    const end =
+      rows.ptr +
+      (rows.batchSize - 1) * rows.batchStride +
+      (rows.T - 1) * rows.rowStride +
+      Math.max(rows.keyOffset, rows.valueOffset) +
+      nKvHeads * headSize * 4;
+    if (end > heap.bytesTotal()) {
+      throw new ValueError(
+        `heap rows end at byte ${end}, past the heap's ${heap.bytesTotal()} bytes`,
+        {
+          argument: 'rows',
+          value: rows,
+        },
+      );
+    }
     return { batchSize: rows.batchSize, T: rows.T };
   }
   const { keys, values } = rows;

@@ -14,6 +14,10 @@ export interface SlotRun {
  * metadata block with each batch row's run table (`maxRuns` entries) and run count, the form in
  * which the kernel reads them. Growing reallocates all three and copies what is held; a failed
  * allocation frees what it took and leaves the old blocks in place.
+ *
+ * Blocks are not zero-filled (that would cost O(capacity) per allocation, and nothing reads a
+ * slot before it is written): each row's high-water mark says which slots hold something, and
+ * `snapshot` shows zeros past it, as a zero-initialised tensor would.
  */
 export class LayerStorage {
   readonly #heap: KernelHeap;
@@ -25,6 +29,8 @@ export class LayerStorage {
   meta = -1;
   rows = 0;
   slots = 0;
+  /** Per batch row: slots [0, written[b]) have been written since allocation or `clear`. */
+  #written: number[] = [];
 
   constructor(heap: KernelHeap, nKvHeads: number, headSize: number, maxRuns: number) {
     this.#heap = heap;
@@ -64,8 +70,8 @@ export class LayerStorage {
   }
 
   /**
-   * Reallocates for `rows` x `slots` (both >= the current ones), zero-filled, keeping the first
-   * `extent(b)` slots of every batch row b. All or nothing.
+   * Reallocates for `rows` x `slots` (both >= the current ones), keeping the first `extent(b)`
+   * slots of every batch row b. All or nothing.
    */
   grow(rows: number, slots: number, extent: (row: number) => number): void {
     const heap = this.#heap;
@@ -79,29 +85,39 @@ export class LayerStorage {
       throw error;
     }
     const [keys, values, meta] = taken as [number, number, number];
-    const f32 = heap.f32();
-    for (const ptr of taken) f32.fill(0, ptr / 4, (ptr + heap.sizeOf(ptr)) / 4);
+    const written: number[] = [];
     if (this.allocated) {
-      const hs = this.#hs;
-      const [oldHead, newHead] = [this.slots * hs, slots * hs]; // floats between kv heads
+      const rowBytes = this.rowStride;
       for (let b = 0; b < this.rows; b++) {
-        const n = extent(b) * hs;
-        if (n === 0) continue;
-        for (let j = 0; j < this.#nkv; j++) {
-          const from = (b * this.#nkv + j) * oldHead;
-          const to = (b * this.#nkv + j) * newHead;
-          f32.copyWithin(keys / 4 + to, this.keys / 4 + from, this.keys / 4 + from + n);
-          f32.copyWithin(values / 4 + to, this.values / 4 + from, this.values / 4 + from + n);
+        written[b] = Math.min(extent(b), this.#written[b] ?? 0);
+        if (written[b] === 0) continue;
+        for (const [from, to] of [
+          [this.keys, keys],
+          [this.values, values],
+        ] as const) {
+          // Per head, the written slots are one contiguous run: one copy per head.
+          heap.copyRows(
+            { ptr: from + b * this.batchStride, rowStride: 0, headStride: this.headStride },
+            {
+              ptr: to + b * this.#nkv * slots * rowBytes,
+              rowStride: 0,
+              headStride: slots * rowBytes,
+            },
+            1,
+            this.#nkv,
+            written[b]! * rowBytes,
+          );
         }
       }
       this.free();
     }
     Object.assign(this, { keys, values, meta, rows, slots });
+    this.#written = written;
   }
 
   /**
    * Copies T new rows of batch row b into slots `slotOf(i)` (i = 0..T-1), from `(B, nkv, T, hs)`
-   * host arrays or from rows already in the heap.
+   * host arrays or from rows already in the heap (one kernel call per run of consecutive slots).
    */
   writeRows(
     b: number,
@@ -109,47 +125,55 @@ export class LayerStorage {
     slotOf: (i: number) => number,
     src: { keys: Float32Array; values: Float32Array; B: number } | HeapRows,
   ): void {
-    const f32 = this.#heap.f32();
+    const heap = this.#heap;
     const hs = this.#hs;
     const nkv = this.#nkv;
-    for (let j = 0; j < nkv; j++) {
-      const dst = (b * nkv + j) * this.slots * hs; // floats from the block's start
+    const rowBytes = hs * 4;
+    for (let i = 0; i < T; ) {
+      const slot = slotOf(i);
+      let n = 1; // consecutive slots go in one copy
+      while (i + n < T && slotOf(i + n) === slot + n) n++;
+      this.#written[b] = Math.max(this.#written[b] ?? 0, slot + n);
       if ('ptr' in src) {
-        for (let i = 0; i < T; i++) {
-          const row = (src.ptr + b * src.batchStride + i * src.rowStride) / 4 + j * hs;
-          const at = dst + slotOf(i) * hs;
-          f32.copyWithin(this.keys / 4 + at, row + src.keyOffset / 4, row + src.keyOffset / 4 + hs);
-          f32.copyWithin(
-            this.values / 4 + at,
-            row + src.valueOffset / 4,
-            row + src.valueOffset / 4 + hs,
+        const from = src.ptr + b * src.batchStride + i * src.rowStride;
+        const to = b * this.batchStride + slot * rowBytes;
+        for (const [base, offset] of [
+          [this.keys, src.keyOffset],
+          [this.values, src.valueOffset],
+        ] as const) {
+          heap.copyRows(
+            { ptr: from + offset, rowStride: src.rowStride, headStride: rowBytes },
+            { ptr: base + to, rowStride: rowBytes, headStride: this.headStride },
+            n,
+            nkv,
+            rowBytes,
           );
         }
-        continue;
+      } else {
+        const f32 = heap.f32();
+        for (let j = 0; j < nkv; j++) {
+          const from = ((b * nkv + j) * T + i) * hs; // (B, nkv, T, hs): a (b, j) run is contiguous
+          const at = ((b * nkv + j) * this.slots + slot) * hs;
+          f32.set(src.keys.subarray(from, from + n * hs), this.keys / 4 + at);
+          f32.set(src.values.subarray(from, from + n * hs), this.values / 4 + at);
+        }
       }
-      const from = (b * nkv + j) * T * hs; // (B, nkv, T, hs): one (b, j) run is contiguous
-      for (let i = 0; i < T; ) {
-        let n = 1; // copy consecutive slots in one go
-        while (i + n < T && slotOf(i + n) === slotOf(i) + n) n++;
-        const at = dst + slotOf(i) * hs;
-        f32.set(src.keys.subarray(from + i * hs, from + (i + n) * hs), this.keys / 4 + at);
-        f32.set(src.values.subarray(from + i * hs, from + (i + n) * hs), this.values / 4 + at);
-        i += n;
-      }
+      i += n;
     }
   }
 
   /** Writes batch row b's run table (at most maxRuns runs) for the kernel. */
   writeRuns(b: number, runs: readonly SlotRun[]): void {
     const i32 = this.#heap.i32();
-    const base = (this.meta + b * this.runStride) / 4;
+    let at = (this.meta + b * this.runStride) / 4;
     let n = 0;
     for (const r of runs) {
       if (r.count === 0) continue;
-      i32.set(
-        [b * this.batchStride + r.slot * this.rowStride, r.count, r.firstPos, r.sink ? 1 : 0],
-        base + 4 * n,
-      );
+      i32[at] = b * this.batchStride + r.slot * this.rowStride;
+      i32[at + 1] = r.count;
+      i32[at + 2] = r.firstPos;
+      i32[at + 3] = r.sink ? 1 : 0;
+      at += 4;
       n++;
     }
     i32[this.runCounts / 4 + b] = n;
@@ -165,23 +189,39 @@ export class LayerStorage {
     dst: Float32Array,
     at: number,
   ): void {
-    const src =
-      (which === 'keys' ? this.keys : this.values) / 4 +
-      ((b * this.#nkv + j) * this.slots + slot) * this.#hs;
+    const base = (which === 'keys' ? this.keys : this.values) / 4;
+    const src = base + ((b * this.#nkv + j) * this.slots + slot) * this.#hs;
     dst.set(this.#heap.f32().subarray(src, src + n * this.#hs), at);
   }
 
-  /** Zero-fills the row storage (the allocation stays). */
-  clear(): void {
-    if (!this.allocated) return;
+  /**
+   * The whole `which` block as a new array `(rows, nkv, slots, hs)`, with zeros in every slot no
+   * write has reached since allocation or `clear` (O(capacity): for inspection).
+   */
+  snapshot(which: 'keys' | 'values'): Float32Array {
+    const hs = this.#hs;
+    const out = new Float32Array(this.rows * this.#nkv * this.slots * hs);
     const f32 = this.#heap.f32();
-    for (const ptr of [this.keys, this.values])
-      f32.fill(0, ptr / 4, (ptr + this.#heap.sizeOf(ptr)) / 4);
+    const base = (which === 'keys' ? this.keys : this.values) / 4;
+    for (let b = 0; b < this.rows; b++) {
+      const n = (this.#written[b] ?? 0) * hs;
+      for (let j = 0; j < this.#nkv; j++) {
+        const at = (b * this.#nkv + j) * this.slots * hs;
+        out.set(f32.subarray(base + at, base + at + n), at);
+      }
+    }
+    return out;
+  }
+
+  /** Forgets what was written: every slot reads as never written (the allocation stays). */
+  clear(): void {
+    this.#written = [];
   }
 
   free(): void {
     if (!this.allocated) return;
     for (const ptr of [this.keys, this.values, this.meta]) this.#heap.free(ptr);
     Object.assign(this, { keys: -1, values: -1, meta: -1, rows: 0, slots: 0 });
+    this.#written = [];
   }
 }

@@ -33,6 +33,24 @@ describe('StaticKVCache', () => {
     cache.dispose();
   });
 
+  test('memory another cache used reads as zeros where nothing was written (no O(capacity) fill)', () => {
+    const heap = new KernelHeap();
+    const old = heap.alloc(3 * 4 * 4 * 2 + 64);
+    heap.f32().fill(7, old / 4, old / 4 + 16 * 3 * 2);
+    heap.free(old); // the next blocks reuse these dirty bytes
+    const cache = new StaticKVCache({ ...shape, heap });
+    append(cache, [
+      [1, 2],
+      [5, 0],
+    ]);
+    expect(keysSnapshot(cache)).toEqual([1, 2, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
+    cache.crop(1);
+    expect(keysSnapshot(cache)).toEqual([1, 2, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]); // as torch: a crop zeroes nothing
+    cache.reset();
+    expect(keysSnapshot(cache)).toEqual(new Array(12).fill(0));
+    cache.dispose();
+  });
+
   test('the seed layout (maxB, nkv, Tmax, hs), allocated once, zero-filled', () => {
     const cache = new StaticKVCache({ maxBatchSize: 3, nKvHeads: 2, headSize: 4, capacity: 6 });
     const n = 2 * 2 * 3 * 4;

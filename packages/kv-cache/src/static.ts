@@ -63,8 +63,7 @@ export class StaticKVCache extends ContiguousKVCache {
       this.capacity,
       this.headSize,
     ]; // (maxB, nkv, Tmax, hs)
-    const ptr = (which === 'keys' ? s.keys : s.values) / 4;
-    const data = this.heap.f32().slice(ptr, ptr + shape.reduce((a, b) => a * b));
+    const data = s.snapshot(which);
     return tf.tensor4d(data, shape);
   }
 

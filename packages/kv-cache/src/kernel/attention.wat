@@ -95,6 +95,29 @@
       (br $sLoop)))
     (f32.eq (local.get $s) (local.get $s)))
 
+  ;; Copies a (rows x heads) grid of `bytes`-byte rows: row i of head j from
+  ;; src + i*srcRow + j*srcHead to dst + i*dstRow + j*dstHead. How a cache stores new key/value
+  ;; rows taken from a projection's output in one call per batch row.
+  (func (export "copy_rows")
+    (param $src i32) (param $srcRow i32) (param $srcHead i32)
+    (param $dst i32) (param $dstRow i32) (param $dstHead i32)
+    (param $rows i32) (param $heads i32) (param $bytes i32)
+    (local $i i32) (local $j i32) (local $s i32) (local $d i32)
+    (block $jDone (loop $jLoop
+      (br_if $jDone (i32.ge_u (local.get $j) (local.get $heads)))
+      (local.set $s (i32.add (local.get $src) (i32.mul (local.get $j) (local.get $srcHead))))
+      (local.set $d (i32.add (local.get $dst) (i32.mul (local.get $j) (local.get $dstHead))))
+      (local.set $i (i32.const 0))
+      (block $iDone (loop $iLoop
+        (br_if $iDone (i32.ge_u (local.get $i) (local.get $rows)))
+        (memory.copy (local.get $d) (local.get $s) (local.get $bytes))
+        (local.set $s (i32.add (local.get $s) (local.get $srcRow)))
+        (local.set $d (i32.add (local.get $d) (local.get $dstRow)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $iLoop)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $jLoop))))
+
   ;; How many positions of the run [fp, fp + cnt) the query at position P sees; the first of
   ;; them goes to $lo. A sink run ignores the window.
   (func $clip (param $fp i32) (param $cnt i32) (param $sink i32) (param $P i32) (param $window i32)

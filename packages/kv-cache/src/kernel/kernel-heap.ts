@@ -32,6 +32,7 @@ export interface AttendCall {
 
 interface Exports {
   attend(...args: number[]): void;
+  copy_rows(...args: number[]): void;
   all_finite(ptr: number, n: number): number;
   exp_neg(x: number): number;
   exp_neg4(x: number): number;
@@ -100,6 +101,31 @@ export class KernelHeap extends HeapAllocator {
       a.window,
       a.scale,
       a.scores,
+    );
+  }
+
+  /**
+   * Copies a grid of `rows` x `heads` rows of `bytes` bytes each within the heap: row i of head j
+   * from `src.ptr + i*src.rowStride + j*src.headStride` to the same place in `dst`'s strides.
+   * The caller has checked every address.
+   */
+  copyRows(
+    src: { ptr: number; rowStride: number; headStride: number },
+    dst: { ptr: number; rowStride: number; headStride: number },
+    rows: number,
+    heads: number,
+    bytes: number,
+  ): void {
+    this.#exports.copy_rows(
+      src.ptr,
+      src.rowStride,
+      src.headStride,
+      dst.ptr,
+      dst.rowStride,
+      dst.headStride,
+      rows,
+      heads,
+      bytes,
     );
   }
 
