@@ -211,7 +211,10 @@ export class CausalSelfAttention {
         this.#ownsCache = true;
       }
       const rows = Array.from({ length: B }, (_, b) => b);
+      // Called once the chunk is staged and known to be finite, before the cache first changes:
+      // memory first (if it cannot grow, nothing has changed), then the seed's rewind.
       beforeWrite = () => {
+        cache.reserve(this.layer, B, startPos + T);
         if (rows.some((b) => cache.seqLength(this.layer, b) > startPos))
           cache.crop(startPos, { layer: this.layer, rows });
       };
@@ -303,9 +306,8 @@ export class CausalSelfAttention {
 
   /**
    * The module's position limit, then the cache's own checks (batch, gaps, capacity, the crop a
-   * rewind needs) and its memory, reserved now so no later step can fail for want of it.
-   * blockSize bounds how far back a query looks, so it limits positions only for caches that
-   * keep everything; a windowed cache decodes for ever.
+   * rewind needs). blockSize bounds how far back a query looks, so it limits positions only for
+   * caches that keep everything; a windowed cache decodes for ever.
    */
   #checkCachedCall(cache: KVCache, B: number, T: number, startPos: number): void {
     const { blockSize } = this.dims;
@@ -320,7 +322,6 @@ export class CausalSelfAttention {
       );
     }
     cache.checkUpdate(this.layer, B, startPos, T, { crop: true, inPieces: true });
-    cache.reserve(this.layer, B, startPos + T);
   }
 
   #checkInput(x: tf.Tensor, useKvCache: boolean, startPos: number): void {

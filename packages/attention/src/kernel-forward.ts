@@ -20,7 +20,7 @@ export interface KernelForwardArgs {
   cache: KVCache | null;
   layer: number;
   startPos: number;
-  /** Called once the input is known to be finite, right before the cache is first changed. */
+  /** Reserves the cache's memory and rewinds it: called once, right before the cache first changes. */
   beforeWrite: () => void;
 }
 

@@ -15,7 +15,7 @@ export interface ReferenceForwardArgs {
   layer: number;
   startPos: number;
   training: boolean;
-  /** Called right before the cache is first changed. */
+  /** Reserves the cache's memory and rewinds it: called once, right before the cache first changes. */
   beforeWrite: () => void;
 }
 

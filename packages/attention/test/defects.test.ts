@@ -87,6 +87,49 @@ describe('defects of the first cache interface', () => {
     x.dispose();
   });
 
+  test('2b. a call that fails for want of memory leaves the cache exactly as it was', () => {
+    // 1.55 MiB: a 1,000-token prompt fits (its staged rows, then a dynamic cache of 1,000 slots);
+    // 100 more tokens stage fine, but growing the cache to 2,000 slots next to the old block does not.
+    const heap = new KernelHeap({ initialBytes: 65536, maximumBytes: 1.55 * (1 << 20) });
+    setSeed(5);
+    const wide = { ...config, nEmbd: 64, blockSize: 4096 };
+    const mha = new CausalSelfAttention(wide, { heap, cache: 'dynamic' }).eval();
+    const prompt = rand([1, 1000, 64]);
+    mha.forward(prompt, { useKvCache: true }).dispose();
+    const cache = mha.kvCache!;
+    const read = () => {
+      const r = cache.read(0, 1);
+      const out = {
+        k: Array.from(r.keys.dataSync()),
+        v: Array.from(r.values.dataSync()),
+        n: cache.seqLength(),
+      };
+      tf.dispose([r.keys, r.values]);
+      return out;
+    };
+    const before = read();
+    const reserved = cache.bytesReserved();
+    const live = heap.bytesAllocated();
+    const more = rand([1, 100, 64]);
+    expect(() => mha.forward(more, { useKvCache: true, startPos: 1000 })).toThrow(
+      CacheCapacityError,
+    );
+    expect(read()).toEqual(before);
+    expect([cache.bytesReserved(), heap.bytesAllocated()]).toEqual([reserved, live]);
+    // A rewind that would have come with it did not happen either.
+    expect(() => mha.forward(more, { useKvCache: true, startPos: 990 })).toThrow(
+      CacheCapacityError,
+    );
+    expect(read()).toEqual(before);
+    mha
+      .forward(tf.slice(more, [0, 0, 0], [1, 1, 64]), { useKvCache: true, startPos: 999 })
+      .dispose();
+    expect(cache.seqLength()).toBe(1000); // and it goes on, within what it holds
+    tf.dispose([prompt, more]);
+    mha.dispose();
+    expect(heap.bytesAllocated()).toBe(0);
+  });
+
   test('5. a static cache without a capacity is refused at construction', () => {
     const noCapacity = {
       maxBatchSize: 1,
