@@ -12,6 +12,7 @@ import {
   checkRows,
   checkStartPositions,
   checkUpdateLength,
+  MAX_POSITION,
 } from './checks.ts';
 import { defaultHeap, type KernelHeap } from './kernel/kernel-heap.ts';
 import type { KVView, LayoutKind, RowDType } from './kernel/layout.ts';
@@ -129,18 +130,19 @@ export abstract class SlotKVCache implements KVCache {
         }
         this.#checkCropRow(b, seen, s);
       }
-      if (this.maxPosition !== null && s + newPositions > this.maxPosition) {
+      const limit = this.maxPosition ?? MAX_POSITION; // positions are int32 in the kernel
+      if (s + newPositions > limit) {
         throw new CacheCapacityError(
-          `startPos + T = ${s} + ${newPositions} = ${s + newPositions} exceeds the capacity (blockSize) ${this.maxPosition}`,
-          { capacity: this.maxPosition, requested: s + newPositions },
+          `startPos + T = ${s} + ${newPositions} = ${s + newPositions} exceeds the capacity (blockSize) ${limit}`,
+          { capacity: limit, requested: s + newPositions },
         );
       }
     }
-    const limit = this.maxUpdateLength(layer, starts, batchSize);
-    if (!options.inPieces && newPositions > limit) {
+    const most = this.maxUpdateLength(layer, starts, batchSize);
+    if (!options.inPieces && newPositions > most) {
       throw new CacheCapacityError(
-        `a ${this.strategy} cache takes at most ${limit} new position(s) per update at startPos ${starts.join(', ')}, got ${newPositions}: split the update`,
-        { capacity: limit, requested: newPositions },
+        `a ${this.strategy} cache takes at most ${most} new position(s) per update at startPos ${starts.join(', ')}, got ${newPositions}: split the update`,
+        { capacity: most, requested: newPositions },
       );
     }
   }

@@ -254,7 +254,14 @@ const specific: Record<string, Bad[]> = {
       /9 positions exceed the capacity 8/,
     ],
   ],
-  dynamic: [],
+  dynamic: [
+    [
+      'an update past what int32 positions hold',
+      (c) => c.checkUpdate(0, 1, 4, 2 ** 31),
+      CacheCapacityError,
+      /4 \+ 2147483648 = 2147483652 exceeds the capacity \(blockSize\) 2147483647/,
+    ],
+  ],
   'sliding-window': [
     [
       'a chunk that would evict what its own queries see',
