@@ -133,7 +133,7 @@ export abstract class SlotKVCache implements KVCache {
       const limit = this.maxPosition ?? MAX_POSITION; // positions are int32 in the kernel
       if (s + newPositions > limit) {
         throw new CacheCapacityError(
-          `startPos + T = ${s} + ${newPositions} = ${s + newPositions} exceeds the capacity (blockSize) ${limit}`,
+          `startPos + T = ${s} + ${newPositions} = ${s + newPositions} exceeds the capacity ${this.maxPosition === null ? '(the int32 position limit)' : '(blockSize)'} ${limit}`,
           { capacity: limit, requested: s + newPositions },
         );
       }
