@@ -259,7 +259,7 @@ const specific: Record<string, Bad[]> = {
       'an update past what int32 positions hold',
       (c) => c.checkUpdate(0, 1, 4, 2 ** 31),
       CacheCapacityError,
-      /4 \+ 2147483648 = 2147483652 exceeds the capacity \(blockSize\) 2147483647/,
+      /4 \+ 2147483648 = 2147483652 exceeds the capacity \(the int32 position limit\) 2147483647/,
     ],
   ],
   'sliding-window': [
