@@ -3,6 +3,7 @@ import type { Theme } from 'vitepress';
 import DefaultTheme from 'vitepress/theme';
 import BenchmarkReport from './components/BenchmarkReport.vue';
 import LiveAttention from './components/LiveAttention.vue';
+import './custom.css';
 
 export default {
   extends: DefaultTheme,
