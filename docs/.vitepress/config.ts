@@ -12,6 +12,7 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
     text: 'Guide',
     items: [
       { text: 'Getting started', link: '/guide/getting-started' },
+      { text: 'Install from a clone', link: '/guide/install-from-a-clone' },
       { text: 'Why a KV cache', link: '/guide/why-kv-cache' },
       { text: 'How it works', link: '/guide/how-it-works' },
     ],
