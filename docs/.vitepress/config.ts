@@ -1,10 +1,19 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kvkitWasm } from '@kvkit/tensor-utils/vite';
 import { type DefaultTheme, defineConfig } from 'vitepress';
 
 const srcDir = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/**
+ * The API reference TypeDoc writes from the packages' TSDoc comments before every build
+ * (`typedoc` in the build script, docs/typedoc.json), with the sidebar it generates for it.
+ */
+const referenceSidebarFile = join(srcDir, 'api', 'reference', 'typedoc-sidebar.json');
+const referenceSidebar: DefaultTheme.SidebarItem[] = existsSync(referenceSidebarFile)
+  ? JSON.parse(readFileSync(referenceSidebarFile, 'utf8'))
+  : [];
 
 /** The sidebar the site grows into; pages not written yet are left out (no dead links). */
 const plannedSidebar: DefaultTheme.SidebarItem[] = [
@@ -31,6 +40,11 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
     ],
   },
   {
+    text: 'API reference',
+    collapsed: true,
+    items: [{ text: 'All packages', link: '/api/reference/' }, ...referenceSidebar],
+  },
+  {
     text: 'Benchmarks',
     items: [{ text: 'Cached vs uncached decoding', link: '/benchmarks/' }],
   },
@@ -55,7 +69,7 @@ function existingPages(items: DefaultTheme.SidebarItem[]): DefaultTheme.SidebarI
       const children = existingPages(item.items);
       return children.length > 0 ? [{ ...item, items: children }] : [];
     }
-    return item.link === undefined || pageExists(item.link) ? [item] : [];
+    return item.link === undefined || pageExists(item.link.replace(/\.md$/, '')) ? [item] : [];
   });
 }
 
@@ -94,5 +108,8 @@ export default defineConfig({
     // VitePress renders its own HTML, so the plugin's transformIndexHtml hook never runs here:
     // the LiveAttention component passes that folder to initBackend itself.
     plugins: [kvkitWasm()],
+    // VitePress 1.6 runs Vite 5, whose default target predates top-level await; every browser
+    // that runs the wasm backend is newer than es2022.
+    build: { target: 'es2022' },
   },
 });

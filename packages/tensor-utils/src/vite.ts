@@ -1,3 +1,4 @@
+/** @module vite */
 // A Vite plugin that serves (dev) and emits (build) the tfjs wasm binaries, tells
 // initBackend('wasm') where they are, and makes tfjs' threaded build start from a minified
 // bundle. Runs in the Vite config, in Node. Vite is not a dependency of this package (an
