@@ -8,6 +8,9 @@ const isolation = {
 };
 
 export default defineConfig(({ command }) => ({
+  // Relative URLs in the build, so the same dist/ works at any path (the docs site serves a
+  // copy of it under demo/).
+  base: command === 'build' ? './' : '/',
   plugins: [kvkitWasm()],
   // `vite dev` reads the @kvkit packages' TypeScript sources, so edits to them show up at once;
   // `vite build` uses their built dist/, as any other app would.
