@@ -104,7 +104,8 @@ function mount(root: HTMLElement, context: PanelContext): void {
     render(null);
   };
 
-  action(step, advance, context.fail);
+  const notFull = () => position < T;
+  action(step, advance, context.fail, notFull);
   action(
     play,
     async () => {
@@ -115,6 +116,7 @@ function mount(root: HTMLElement, context: PanelContext): void {
       }
     },
     context.fail,
+    notFull,
   );
   action(reset, restart, context.fail);
   strategy.addEventListener('change', () => {

@@ -26,11 +26,15 @@ export function nextFrame(): Promise<void> {
   return new Promise((done) => requestAnimationFrame(() => done()));
 }
 
-/** Runs `fn` on click with the button disabled meanwhile; errors go to `onError`. */
+/**
+ * Runs `fn` on click with the button disabled meanwhile; errors go to `onError`. Afterwards the
+ * button is enabled again, or as `enabled()` says when given.
+ */
 export function action(
   button: HTMLButtonElement,
   fn: () => Promise<void> | void,
   onError: (e: unknown) => void,
+  enabled: () => boolean = () => true,
 ): void {
   button.addEventListener('click', async () => {
     if (button.disabled) return;
@@ -40,7 +44,7 @@ export function action(
     } catch (e) {
       onError(e);
     } finally {
-      button.disabled = false;
+      button.disabled = !enabled();
     }
   });
 }
