@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kvkitWasm } from '@kvkit/tensor-utils/vite';
@@ -22,6 +22,7 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
     items: [
       { text: 'Getting started', link: '/guide/getting-started' },
       { text: 'Install from a clone', link: '/guide/install-from-a-clone' },
+      { text: 'The seed notebook', link: '/guide/seed-notebook' },
       { text: 'Why a KV cache', link: '/guide/why-kv-cache' },
       { text: 'How it works', link: '/guide/how-it-works' },
     ],
@@ -75,6 +76,9 @@ function existingPages(items: DefaultTheme.SidebarItem[]): DefaultTheme.SidebarI
 
 const sidebar = existingPages(plannedSidebar);
 
+/** The demo app's build (apps/demo/dist, relative URLs), copied into the site at demo/. */
+const demoDist = join(srcDir, '..', 'apps', 'demo', 'dist');
+
 export default defineConfig({
   title: 'kvkit',
   description:
@@ -92,9 +96,20 @@ export default defineConfig({
       },
     ],
   ],
+  // The demo is not a VitePress page: links to it are checked by the docs' browser test.
+  ignoreDeadLinks: [/^(\.\.\/)+demo\/$|^\/demo\/$/],
+  buildEnd(site) {
+    if (!existsSync(join(demoDist, 'index.html'))) {
+      throw new Error(
+        `${demoDist} is missing: build the demo first (turbo builds it before the docs)`,
+      );
+    }
+    cpSync(demoDist, join(site.outDir, 'demo'), { recursive: true });
+  },
   themeConfig: {
     nav: [
       { text: 'Guide', link: '/guide/getting-started' },
+      { text: 'Demo', link: '/demo/', target: '_self' },
       ...(pageExists('/benchmarks/') ? [{ text: 'Benchmarks', link: '/benchmarks/' }] : []),
     ],
     sidebar,

@@ -90,4 +90,36 @@ describe('the built docs site', () => {
     expect(problems).toEqual([]);
     await page.close();
   });
+
+  test("the demo's copy in the site runs, and links back to the docs", async () => {
+    const { page, problems } = await openPage();
+    await page.goto(`${origin}/demo/`, { waitUntil: 'load' });
+    await page.waitForSelector('body[data-status="ready"], body[data-status="error"]', {
+      state: 'attached',
+      timeout: 60_000,
+    });
+    expect(await page.getAttribute('body', 'data-status')).toBe('ready');
+    // No COOP/COEP headers here: the page is not cross-origin isolated, so no threads.
+    expect(await page.getByTestId('backend').getAttribute('data-binary')).toBe('simd');
+    expect(await page.getByRole('link', { name: 'Docs' }).getAttribute('href')).toBe('../');
+    expect(await page.getByRole('link', { name: 'Seed notebook' }).getAttribute('href')).toBe(
+      '../guide/seed-notebook.html',
+    );
+    await page.getByTestId('cache-step').click();
+    expect(await page.getByTestId('cache-length-0').getAttribute('data-length')).toBe('3');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  test('the seed notebook page shows all 20 cells, with their saved outputs', async () => {
+    const { page, problems } = await openPage();
+    await page.goto(`${origin}/guide/seed-notebook.html`, { waitUntil: 'load' });
+    const cells = page.locator('[data-testid="seed-notebook"] [data-cell]');
+    expect(await cells.count()).toBe(20);
+    expect(await cells.nth(4).locator('.seed-notebook__output').textContent()).toContain(
+      expectedFirstRow,
+    );
+    expect(problems).toEqual([]);
+    await page.close();
+  });
 });

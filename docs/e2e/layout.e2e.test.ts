@@ -100,7 +100,9 @@ async function load(page: Page, url: string): Promise<number> {
   return response?.status() ?? 0;
 }
 
-const isPage = (path: string) => path.endsWith('/') || path.endsWith('.html');
+/** VitePress pages to crawl; the demo (a copy of apps/demo at /demo/) has its own test. */
+const isPage = (path: string) =>
+  (path.endsWith('/') || path.endsWith('.html')) && !path.startsWith('/demo/');
 
 interface Crawl {
   pages: Map<string, PageScan>;
@@ -168,6 +170,16 @@ describe('every page of the built docs site', () => {
         paths.join('\n'),
       ).toBe(true);
     }
+  });
+
+  test('the docs link the demo and the seed notebook, from the home page and the guide', () => {
+    const linksOf = (path: string) =>
+      crawl.pages.get(path)?.links.map((l) => new URL(l.url).pathname) ?? [];
+    for (const path of ['/', '/guide/getting-started.html']) {
+      expect(linksOf(path), path).toContain('/demo/');
+    }
+    expect(linksOf('/guide/getting-started.html')).toContain('/guide/seed-notebook.html');
+    expect(crawl.pages.has('/guide/seed-notebook.html')).toBe(true);
   });
 
   test('no internal link is dead', () => {

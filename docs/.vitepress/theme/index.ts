@@ -1,8 +1,10 @@
-// The default VitePress theme plus kvkit's live, in-browser examples and the benchmark report.
+// The default VitePress theme plus kvkit's live, in-browser examples, the benchmark report and
+// the seed notebook.
 import type { Theme } from 'vitepress';
 import DefaultTheme from 'vitepress/theme';
 import BenchmarkReport from './components/BenchmarkReport.vue';
 import LiveAttention from './components/LiveAttention.vue';
+import SeedNotebook from './components/SeedNotebook.vue';
 import './custom.css';
 
 export default {
@@ -10,5 +12,6 @@ export default {
   enhanceApp({ app }) {
     app.component('BenchmarkReport', BenchmarkReport);
     app.component('LiveAttention', LiveAttention);
+    app.component('SeedNotebook', SeedNotebook);
   },
 } satisfies Theme;
