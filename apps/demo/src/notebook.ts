@@ -3,7 +3,6 @@
 // what the notebook printed, the torch way. Cells share state as notebook cells do, so a cell
 // needs the ones before it: `Notebook.run(n)` runs any that have not run yet first.
 import { CausalSelfAttention, GPT, type GPTConfig } from '@kvkit/attention';
-import { formatTimeit, seedSizes, seedWorkload, timeit } from '@kvkit/bench';
 import {
   allclose,
   equal,
@@ -284,11 +283,18 @@ function printCache(mha: CausalSelfAttention, rows: number, print: Print): void 
   tf.dispose([cacheK, shown]);
 }
 
-function timeCell(which: 'cached' | 'uncached', print: Print, options: NotebookOptions): void {
+async function timeCell(
+  which: 'cached' | 'uncached',
+  print: Print,
+  options: NotebookOptions,
+): Promise<void> {
   if (!options.timeit) {
     print('(skipped: run with --timeit, or `npm run bench` for the full benchmark with a report)');
     return;
   }
+  // Loaded only here: the bench's entry also holds its Node-only parts (the CLI, PyTorch as a
+  // peer), which a production build drops but `vite dev` would load with the page.
+  const { formatTimeit, seedSizes, seedWorkload, timeit } = await import('@kvkit/bench');
   const w = seedWorkload(seedSizes.full);
   try {
     const t = timeit(() => w[which](), { budgetMs: 4000 });

@@ -37,7 +37,8 @@ export interface InitBackendOptions {
   /**
    * How long the backend may take to start before initBackend gives up with a BackendError,
    * in milliseconds. Default 30000 (the binaries are ~0.4 MB each; a slow connection needs a
-   * few seconds, a hang never ends).
+   * few seconds, a hang never ends). tfjs cannot cancel a start: one that finishes after the
+   * timeout still selects its backend, so after a timeout pick a backend explicitly again.
    */
   timeoutMs?: number;
 }
