@@ -30,3 +30,10 @@ export { type AttendArgs, Kernels, kernels } from './kernels/kernels.ts';
 export { readInto } from './kernels/tensor-io.ts';
 export { linearInit, linearInitValues } from './linear-init.ts';
 export { type RoundingMode, rand, uniformValues } from './random.ts';
+export {
+  type ExponentialOptions,
+  exponentialValues,
+  type MultinomialOptions,
+  multinomial,
+  multinomialValues,
+} from './sampling.ts';
