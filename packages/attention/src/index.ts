@@ -1,9 +1,33 @@
 // Public API of @kvkit/attention.
+export { Block } from './block.ts';
 export {
   type AttentionOptions,
   CausalSelfAttention,
   type ForwardOptions,
 } from './causal-self-attention.ts';
-export { type AttentionDims, GPT, type GPTConfig } from './config.ts';
-export { Linear } from './linear.ts';
+export {
+  type AttentionDims,
+  defaultGPTConfig,
+  type GPTConfig,
+  type GPTDims,
+  gptDims,
+  MODEL_TYPES,
+  type ModelType,
+} from './config.ts';
+export { Embedding } from './embedding.ts';
+export { newGelu } from './gelu.ts';
+export {
+  type GenerateOptions,
+  type GenerateResult,
+  type GenerateTiming,
+  generate,
+  streamTokens,
+  type TokenStep,
+} from './generate.ts';
+export { GPT, type GPTForwardOptions, type GPTOptions } from './gpt.ts';
+export type { PromptIds } from './idx.ts';
+export { LayerNorm, layerNorm } from './layer-norm.ts';
+export { Linear, type LinearOptions } from './linear.ts';
+export { MLP } from './mlp.ts';
+export { type NextTokenOptions, nextTokenProbabilities, nextTokens } from './next-token.ts';
 export type { StateDict, StateDictEntry } from './state-dict.ts';
