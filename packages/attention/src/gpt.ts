@@ -39,6 +39,11 @@ export interface GPTOptions {
   implementation?: 'kernel' | 'reference';
   /** Generator for the initial weights; the default generator (see `setSeed`) if omitted. */
   generator?: Generator;
+  /**
+   * Initial parameters under minGPT's names (as `loadStateDict` takes them, checked the same
+   * way) instead of drawing them.
+   */
+  weights?: StateDict;
 }
 
 /** Options of {@link GPT.forward}. */
@@ -101,7 +106,9 @@ export class GPT {
       );
     }
     const { nEmbd: C, vocabSize, blockSize, nLayer } = this.config;
-    const values = gptInitValues(this.config, options.generator ?? getDefaultGenerator());
+    const values = options.weights
+      ? new Map(Object.entries(readStateDict(options.weights, gptParameterShapes(this.config), 'GPT')))
+      : gptInitValues(this.config, options.generator ?? getDefaultGenerator());
     const made: { dispose(): void }[] = [];
     const track = <M extends { dispose(): void }>(m: M): M => {
       made.push(m);
@@ -278,11 +285,11 @@ export class GPT {
    */
   loadStateDict(dict: StateDict): this {
     this.#alive();
-    const values = readStateDict(dict, gptParameterShapes(this.config), 'GPT');
-    const get = (name: string) => values[name]!;
+    const values = new Map(Object.entries(readStateDict(dict, gptParameterShapes(this.config), 'GPT')));
+    const get = (name: string) => values.get(name)!;
     this.wte.load(get('transformer.wte.weight'));
     this.wpe.load(get('transformer.wpe.weight'));
-    this.h.forEach((block, i) => block.load(blockValues(new Map(Object.entries(values)), i)));
+    this.h.forEach((block, i) => block.load(blockValues(values, i)));
     this.lnF.load(get('transformer.ln_f.weight'), get('transformer.ln_f.bias'));
     this.lmHead.load(get('lm_head.weight'), null);
     return this;

@@ -31,3 +31,14 @@ export { Linear, type LinearOptions } from './linear.ts';
 export { MLP } from './mlp.ts';
 export { type NextTokenOptions, nextTokenProbabilities, nextTokens } from './next-token.ts';
 export type { StateDict, StateDictEntry } from './state-dict.ts';
+export { type GPTWeights, gptWeightsFromTensors, type WeightsLayout } from './weights/gpt-weights.ts';
+export { CONFIG_METADATA_KEY, type LoadGPTOptions, loadGPT } from './weights/load-gpt.ts';
+export {
+  MAX_HEADER_BYTES,
+  readSafetensors,
+  type SafetensorsDType,
+  type SafetensorsFile,
+  type SafetensorsTensor,
+} from './weights/safetensors-read.ts';
+export { type TensorToWrite, writeSafetensors } from './weights/safetensors-write.ts';
+export { readWeightsBytes, type WeightsSource } from './weights/source.ts';

@@ -19,6 +19,7 @@ export {
   CacheCapacityError,
   DisposedError,
   DTypeError,
+  FormatError,
   KvkitError,
   ShapeError,
   ValueError,
