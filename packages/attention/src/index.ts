@@ -42,3 +42,6 @@ export {
 } from './weights/safetensors-read.ts';
 export { type TensorToWrite, writeSafetensors } from './weights/safetensors-write.ts';
 export { readWeightsBytes, type WeightsSource } from './weights/source.ts';
+export { CharTokenizer } from './tokenizers/char-tokenizer.ts';
+export { GPT2_END_OF_TEXT, Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizers/gpt2-tokenizer.ts';
+export type { Tokenizer } from './tokenizers/tokenizer.ts';

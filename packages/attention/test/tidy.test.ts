@@ -12,6 +12,15 @@ import { setupBackend } from './support.ts';
 
 beforeAll(setupBackend);
 
+/** Runs fn inside a tf.tidy scope (tidy's own typing only lets tensors out). */
+function insideTidy<T>(fn: () => T): T {
+  let out: T | undefined;
+  tf.tidy(() => {
+    out = fn();
+  });
+  return out as T;
+}
+
 const attentionConfig = {
   ...GPT.getDefaultConfig(),
   nHead: caseA.config.n_head,
@@ -21,7 +30,7 @@ const attentionConfig = {
 
 describe('Linear', () => {
   test('built inside tf.tidy', () => {
-    const inside = tf.tidy(() => new Linear(6, 18, new Generator(42)));
+    const inside = insideTidy(() => new Linear(6, 18, new Generator(42)));
     const outside = new Linear(6, 18, new Generator(42));
     const x = tf.ones([2, 6]) as tf.Tensor2D;
     const a = inside.apply(x);
@@ -34,7 +43,7 @@ describe('Linear', () => {
 
   test('loaded inside tf.tidy, and a bias-free layer', () => {
     const layer = new Linear(2, 3, { bias: false });
-    tf.tidy(() => layer.load(Float32Array.of(1, 2, 3, 4, 5, 6), null));
+    insideTidy(() => layer.load(Float32Array.of(1, 2, 3, 4, 5, 6), null));
     const y = layer.apply(tf.tensor2d([[1, 1]]));
     expect(Array.from(y.dataSync())).toEqual([3, 7, 11]);
     expect(layer.state().bias).toBeNull();
@@ -48,7 +57,7 @@ describe('CausalSelfAttention', () => {
     setSeed(caseA.seeds.seed);
     const x = rand([2, 8, 6]);
     setSeed(caseA.seeds.seed);
-    const mha = tf.tidy(() => new CausalSelfAttention(attentionConfig).eval());
+    const mha = insideTidy(() => new CausalSelfAttention(attentionConfig).eval());
     const y = mha.forward(x);
     expect(maxDiff(y, caseA.full_output)).toBeLessThan(1e-5);
     tf.dispose([x, y]);
@@ -58,7 +67,7 @@ describe('CausalSelfAttention', () => {
   test('built and loaded inside tf.tidy', () => {
     setSeed(caseA.seeds.seed);
     const x = rand([2, 8, 6]);
-    const mha = tf.tidy(() => new CausalSelfAttention(attentionConfig).eval().loadStateDict(caseA.weights));
+    const mha = insideTidy(() => new CausalSelfAttention(attentionConfig).eval().loadStateDict(caseA.weights));
     const y = mha.forward(x);
     expect(maxDiff(y, caseA.full_output)).toBeLessThan(1e-5);
     tf.dispose([x, y]);
@@ -67,7 +76,7 @@ describe('CausalSelfAttention', () => {
 
   test('loaded inside tf.tidy after being built outside', () => {
     const mha = new CausalSelfAttention(attentionConfig).eval();
-    tf.tidy(() => mha.loadStateDict(caseA.weights));
+    insideTidy(() => mha.loadStateDict(caseA.weights));
     setSeed(caseA.seeds.seed);
     const x = rand([2, 8, 6]);
     const y = mha.forward(x);
@@ -81,7 +90,7 @@ describe('GPT', () => {
   test('built inside tf.tidy computes what the same seeded model built outside does', () => {
     const before = tf.memory().numTensors;
     setSeed(3);
-    const inside = tf.tidy(() => new GPT(tinyConfig()).eval());
+    const inside = insideTidy(() => new GPT(tinyConfig()).eval());
     setSeed(3);
     const outside = new GPT(tinyConfig()).eval();
     const idx = ids(tiny.full_forward.idx);
@@ -96,12 +105,12 @@ describe('GPT', () => {
 
   test.each(['loaded', 'built and loaded'])('%s inside tf.tidy gives PyTorch logits', (what) => {
     const before = tf.memory().numTensors;
-    const gpt = tf.tidy(() => {
+    const gpt = insideTidy(() => {
       const g = new GPT(tinyConfig()).eval();
       if (what !== 'loaded') g.loadStateDict(tiny.state_dict);
       return g;
     });
-    if (what === 'loaded') tf.tidy(() => gpt.loadStateDict(tiny.state_dict));
+    if (what === 'loaded') insideTidy(() => gpt.loadStateDict(tiny.state_dict));
     const idx = ids(tiny.full_forward.idx);
     const logits = gpt.forward(idx);
     expect(maxDiff(logits, tiny.full_forward.logits)).toBeLessThan(1e-5);
