@@ -32,7 +32,13 @@ export { MLP } from './mlp.ts';
 export { type NextTokenOptions, nextTokenProbabilities, nextTokens } from './next-token.ts';
 export type { StateDict, StateDictEntry } from './state-dict.ts';
 export { type GPTWeights, gptWeightsFromTensors, type WeightsLayout } from './weights/gpt-weights.ts';
-export { CONFIG_METADATA_KEY, type LoadGPTOptions, loadGPT } from './weights/load-gpt.ts';
+export {
+  CONFIG_METADATA_KEY,
+  type LoadGPTOptions,
+  loadCharModel,
+  loadGPT,
+  TOKENIZER_METADATA_KEY,
+} from './weights/load-gpt.ts';
 export {
   MAX_HEADER_BYTES,
   readSafetensors,

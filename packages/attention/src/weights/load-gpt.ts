@@ -1,12 +1,15 @@
 import { ValueError } from '@kvkit/tensor-utils';
 import type { GPTConfig } from '../config.ts';
 import { GPT } from '../gpt.ts';
+import { CharTokenizer } from '../tokenizers/char-tokenizer.ts';
 import { type GPTWeights, gptWeightsFromTensors } from './gpt-weights.ts';
 import { readSafetensors } from './safetensors-read.ts';
 import { readWeightsBytes, type WeightsSource } from './source.ts';
 
 /** The safetensors metadata key under which kvkit records a model's config (JSON). */
 export const CONFIG_METADATA_KEY = 'kvkit.gpt.config';
+/** The metadata key of a model's tokenizer (JSON: `{ "type": "char", "chars": ... }`). */
+export const TOKENIZER_METADATA_KEY = 'kvkit.tokenizer';
 
 /** Options of {@link loadGPT}. */
 export interface LoadGPTOptions {
@@ -80,13 +83,55 @@ function configFor(weights: GPTWeights, fromFile: Partial<GPTConfig>, given: Par
  * const gpt = await loadGPT('gpt2/model.safetensors', { config: { modelType: 'gpt2', maxBatchSize: 1 } });
  */
 export async function loadGPT(source: WeightsSource, options: LoadGPTOptions = {}): Promise<GPT> {
+  return (await loadWithMetadata(source, options)).model;
+}
+
+async function loadWithMetadata(
+  source: WeightsSource,
+  options: LoadGPTOptions,
+): Promise<{ model: GPT; metadata: Record<string, string> }> {
   const bytes = await readWeightsBytes(source, options.signal ? { signal: options.signal } : {});
   const file = readSafetensors(bytes);
   const weights = gptWeightsFromTensors(file.tensors);
   const config = configFor(weights, metadataConfig(file.metadata), options.config ?? {});
-  const gpt = new GPT(config, {
+  const model = new GPT(config, {
     ...(options.implementation ? { implementation: options.implementation } : {}),
     weights: weights.stateDict,
   });
-  return gpt.eval();
+  return { model: model.eval(), metadata: file.metadata };
+}
+
+/**
+ * A character-level model saved by kvkit (such as the shipped `models/genesis-char.safetensors`)
+ * with its tokenizer, read from the file's metadata.
+ *
+ * @throws {ValueError} when the file carries no character tokenizer (and frees the model).
+ * @example
+ * const { model, tokenizer } = await loadCharModel(import.meta.resolve('@kvkit/attention/models/genesis-char.safetensors'));
+ */
+export async function loadCharModel(
+  source: WeightsSource,
+  options: LoadGPTOptions = {},
+): Promise<{ model: GPT; tokenizer: CharTokenizer }> {
+  const { model, metadata } = await loadWithMetadata(source, options);
+  try {
+    const saved = JSON.parse(metadata[TOKENIZER_METADATA_KEY] ?? 'null') as { type?: string; chars?: string } | null;
+    if (saved?.type !== 'char' || typeof saved.chars !== 'string') {
+      throw new ValueError(`loadCharModel: the file's metadata has no '${TOKENIZER_METADATA_KEY}' of type char`, {
+        argument: 'source',
+        value: metadata[TOKENIZER_METADATA_KEY],
+      });
+    }
+    const tokenizer = new CharTokenizer(saved.chars);
+    if (tokenizer.vocabSize !== model.config.vocabSize) {
+      throw new ValueError(
+        `loadCharModel: the tokenizer has ${tokenizer.vocabSize} characters, the model ${model.config.vocabSize} ids`,
+        { argument: 'source', value: tokenizer.vocabSize },
+      );
+    }
+    return { model, tokenizer };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
