@@ -14,6 +14,7 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
       { text: 'Getting started', link: '/guide/getting-started' },
       { text: 'Why a KV cache', link: '/guide/why-kv-cache' },
       { text: 'How it works', link: '/guide/how-it-works' },
+      { text: 'Generating text', link: '/guide/generation' },
     ],
   },
   {
