@@ -43,10 +43,13 @@ function bad(argument: string, value: unknown, message: string): ValueError {
 }
 
 const busyError = () =>
-  new ValueError('generate: the model is already generating (its cache serves one call at a time)', {
-    argument: 'model',
-    value: 'busy',
-  });
+  new ValueError(
+    'generate: the model is already generating (its cache serves one call at a time)',
+    {
+      argument: 'model',
+      value: 'busy',
+    },
+  );
 
 /**
  * The longest sequence (prompt + new tokens) a cached generation may reach. With the static
@@ -78,7 +81,11 @@ export function checkGenerateOptions(
   }
   const unknown = Object.keys(options).filter((k) => !KNOWN.has(k));
   if (unknown.length > 0) {
-    throw bad(unknown[0]!, unknown, `unknown options [${unknown.join(', ')}]; known: ${[...KNOWN].join(', ')}`);
+    throw bad(
+      unknown[0]!,
+      unknown,
+      `unknown options [${unknown.join(', ')}]; known: ${[...KNOWN].join(', ')}`,
+    );
   }
   const { vocabSize: V, blockSize } = model.config;
   const rows = promptRows(idx, V, 'generate');
@@ -86,7 +93,11 @@ export function checkGenerateOptions(
   const T = rows[0]!.length;
   const { maxNewTokens, useKvCache = true, temperature = 1, doSample = false } = options;
   if (typeof maxNewTokens !== 'number' || !Number.isSafeInteger(maxNewTokens) || maxNewTokens < 0) {
-    throw bad('maxNewTokens', maxNewTokens, `maxNewTokens must be a non-negative integer, got ${String(maxNewTokens)}`);
+    throw bad(
+      'maxNewTokens',
+      maxNewTokens,
+      `maxNewTokens must be a non-negative integer, got ${String(maxNewTokens)}`,
+    );
   }
   for (const [argument, value] of [
     ['useKvCache', useKvCache],
@@ -97,17 +108,29 @@ export function checkGenerateOptions(
     }
   }
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || !(temperature > 0)) {
-    throw bad('temperature', temperature, `temperature must be a finite number > 0, got ${String(temperature)}`);
+    throw bad(
+      'temperature',
+      temperature,
+      `temperature must be a finite number > 0, got ${String(temperature)}`,
+    );
   }
   const topK = options.topK ?? null;
-  if (topK !== null && (typeof topK !== 'number' || !Number.isInteger(topK) || topK < 1 || topK > V)) {
-    throw bad('topK', topK, `topK must be an integer in [1, vocabSize = ${V}], got ${String(topK)}`);
+  if (
+    topK !== null &&
+    (typeof topK !== 'number' || !Number.isInteger(topK) || topK < 1 || topK > V)
+  ) {
+    throw bad(
+      'topK',
+      topK,
+      `topK must be an integer in [1, vocabSize = ${V}], got ${String(topK)}`,
+    );
   }
   if (options.seed !== undefined && options.generator !== undefined) {
     throw bad('seed', options.seed, 'give seed or generator, not both');
   }
   let generator: Generator | null = null;
-  if (options.seed !== undefined) generator = new Generator(options.seed); // throws ValueError for a bad seed
+  if (options.seed !== undefined)
+    generator = new Generator(options.seed); // throws ValueError for a bad seed
   else if (options.generator !== undefined) {
     if (typeof (options.generator as Partial<Generator> | null)?.fill !== 'function') {
       throw bad('generator', options.generator, 'generator must be a Generator');
@@ -116,10 +139,17 @@ export function checkGenerateOptions(
   }
   const stops = options.stopTokens ?? [];
   if (!Array.isArray(stops) || stops.some((t) => !Number.isInteger(t) || t < 0 || t >= V)) {
-    throw bad('stopTokens', stops, `stopTokens must be an array of token ids in [0, ${V}), got ${String(stops)}`);
+    throw bad(
+      'stopTokens',
+      stops,
+      `stopTokens must be an array of token ids in [0, ${V}), got ${String(stops)}`,
+    );
   }
   const { signal, onToken } = options;
-  if (signal !== undefined && typeof (signal as Partial<AbortSignal> | null)?.aborted !== 'boolean') {
+  if (
+    signal !== undefined &&
+    typeof (signal as Partial<AbortSignal> | null)?.aborted !== 'boolean'
+  ) {
     throw bad('signal', signal, 'signal must be an AbortSignal');
   }
   if (onToken !== undefined && typeof onToken !== 'function') {
@@ -142,10 +172,13 @@ export function checkGenerateOptions(
     }
     const rowsHeld = model.kvCache?.maxBatchSize ?? model.config.maxBatchSize;
     if (B > rowsHeld) {
-      throw new CacheCapacityError(`generate: batch ${B} exceeds the cache's maxBatchSize ${rowsHeld}`, {
-        capacity: rowsHeld,
-        requested: B,
-      });
+      throw new CacheCapacityError(
+        `generate: batch ${B} exceeds the cache's maxBatchSize ${rowsHeld}`,
+        {
+          capacity: rowsHeld,
+          requested: B,
+        },
+      );
     }
   }
   if (isBusy) throw busyError();

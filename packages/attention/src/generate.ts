@@ -159,12 +159,20 @@ async function* run(model: GPT, plan: GeneratePlan): AsyncGenerator<TokenStep, G
       let input: tf.Tensor2D;
       let startPos = 0;
       if (useKvCache && step > 0) {
-        input = tf.tensor2d(Int32Array.from(sequences, (s) => s[s.length - 1]!), [B, 1], 'int32');
+        input = tf.tensor2d(
+          Int32Array.from(sequences, (s) => s[s.length - 1]!),
+          [B, 1],
+          'int32',
+        );
         startPos = T + step - 1;
       } else {
         // The prompt (cached path, step 0), or the last blockSize tokens (minGPT's crop).
         const t = Math.min(sequences[0]!.length, blockSize);
-        input = tf.tensor2d(Int32Array.from(sequences.flatMap((s) => s.slice(-t))), [B, t], 'int32');
+        input = tf.tensor2d(
+          Int32Array.from(sequences.flatMap((s) => s.slice(-t))),
+          [B, t],
+          'int32',
+        );
       }
       let logits: tf.Tensor | null = null;
       let values: Float32Array;

@@ -10,13 +10,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { Block } from './block.ts';
 import type { ForwardOptions } from './causal-self-attention.ts';
-import {
-  defaultGPTConfig,
-  type GPTConfig,
-  type GPTDims,
-  gptDims,
-  MODEL_TYPES,
-} from './config.ts';
+import { defaultGPTConfig, type GPTConfig, type GPTDims, gptDims, MODEL_TYPES } from './config.ts';
 import { dropout } from './dropout.ts';
 import { Embedding } from './embedding.ts';
 import {
@@ -107,7 +101,9 @@ export class GPT {
     }
     const { nEmbd: C, vocabSize, blockSize, nLayer } = this.config;
     const values = options.weights
-      ? new Map(Object.entries(readStateDict(options.weights, gptParameterShapes(this.config), 'GPT')))
+      ? new Map(
+          Object.entries(readStateDict(options.weights, gptParameterShapes(this.config), 'GPT')),
+        )
       : gptInitValues(this.config, options.generator ?? getDefaultGenerator());
     const made: { dispose(): void }[] = [];
     const track = <M extends { dispose(): void }>(m: M): M => {
@@ -208,10 +204,13 @@ export class GPT {
       }
     } else {
       if (!Number.isSafeInteger(startPos) || startPos < 0) {
-        throw new ValueError(`GPT.forward: startPos must be a non-negative integer, got ${startPos}`, {
-          argument: 'startPos',
-          value: startPos,
-        });
+        throw new ValueError(
+          `GPT.forward: startPos must be a non-negative integer, got ${startPos}`,
+          {
+            argument: 'startPos',
+            value: startPos,
+          },
+        );
       }
       if (startPos + T > blockSize) {
         throw new CacheCapacityError(
@@ -223,7 +222,10 @@ export class GPT {
     }
     const training = this.#training;
     return tf.tidy(() => {
-      const positions = tf.tensor1d(Int32Array.from({ length: T }, (_, i) => startPos + i), 'int32');
+      const positions = tf.tensor1d(
+        Int32Array.from({ length: T }, (_, i) => startPos + i),
+        'int32',
+      );
       let x = tf.add(this.wte.apply(idx), this.wpe.apply(positions)) as tf.Tensor3D; // (B, T, C)
       if (training) x = dropout(x, this.config.embdPdrop, getDefaultGenerator()) as tf.Tensor3D;
       for (const block of this.h) x = block.forward(x, { useKvCache, startPos }, training);
@@ -285,11 +287,15 @@ export class GPT {
    */
   loadStateDict(dict: StateDict): this {
     this.#alive();
-    const values = new Map(Object.entries(readStateDict(dict, gptParameterShapes(this.config), 'GPT')));
+    const values = new Map(
+      Object.entries(readStateDict(dict, gptParameterShapes(this.config), 'GPT')),
+    );
     const get = (name: string) => values.get(name)!;
     this.wte.load(get('transformer.wte.weight'));
     this.wpe.load(get('transformer.wpe.weight'));
-    this.h.forEach((block, i) => block.load(blockValues(values, i)));
+    this.h.forEach((block, i) => {
+      block.load(blockValues(values, i));
+    });
     this.lnF.load(get('transformer.ln_f.weight'), get('transformer.ln_f.bias'));
     this.lmHead.load(get('lm_head.weight'), null);
     return this;
@@ -349,7 +355,13 @@ export class GPT {
           `does not fit this model (layers=${nLayer}, nkv=${nKvHeads}, hs=${headSize}, blockSize=${blockSize})`,
         {
           expected: [nLayer, maxBatchSize, nKvHeads, blockSize, headSize],
-          actual: [cache.nLayers, cache.maxBatchSize, cache.nKvHeads, cache.capacity, cache.headSize],
+          actual: [
+            cache.nLayers,
+            cache.maxBatchSize,
+            cache.nKvHeads,
+            cache.capacity,
+            cache.headSize,
+          ],
         },
       );
     }
@@ -361,9 +373,13 @@ export class GPT {
 }
 
 /** Block i's values under the block's own names (`ln_1.weight`, `attn.c_attn.weight`, ...). */
-function blockValues(values: ReadonlyMap<string, Float32Array>, i: number): Map<string, Float32Array> {
+function blockValues(
+  values: ReadonlyMap<string, Float32Array>,
+  i: number,
+): Map<string, Float32Array> {
   const prefix = `transformer.h.${i}.`;
   const out = new Map<string, Float32Array>();
-  for (const [name, v] of values) if (name.startsWith(prefix)) out.set(name.slice(prefix.length), v);
+  for (const [name, v] of values)
+    if (name.startsWith(prefix)) out.set(name.slice(prefix.length), v);
   return out;
 }

@@ -43,10 +43,13 @@ export function checkIdx(idx: tf.Tensor, vocabSize: number, where: string): [num
   const bad = firstBadId(ids, vocabSize);
   if (bad >= 0) {
     const where2 = `idx[${Math.floor(bad / T)}][${bad % T}]`;
-    throw new ValueError(`${where}: ${where2} = ${ids[bad]} is outside [0, vocabSize = ${vocabSize})`, {
-      argument: 'idx',
-      value: ids[bad],
-    });
+    throw new ValueError(
+      `${where}: ${where2} = ${ids[bad]} is outside [0, vocabSize = ${vocabSize})`,
+      {
+        argument: 'idx',
+        value: ids[bad],
+      },
+    );
   }
   return [B, T];
 }

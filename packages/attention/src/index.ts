@@ -31,7 +31,14 @@ export { Linear, type LinearOptions } from './linear.ts';
 export { MLP } from './mlp.ts';
 export { type NextTokenOptions, nextTokenProbabilities, nextTokens } from './next-token.ts';
 export type { StateDict, StateDictEntry } from './state-dict.ts';
-export { type GPTWeights, gptWeightsFromTensors, type WeightsLayout } from './weights/gpt-weights.ts';
+export { CharTokenizer } from './tokenizers/char-tokenizer.ts';
+export { GPT2_END_OF_TEXT, Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizers/gpt2-tokenizer.ts';
+export type { Tokenizer } from './tokenizers/tokenizer.ts';
+export {
+  type GPTWeights,
+  gptWeightsFromTensors,
+  type WeightsLayout,
+} from './weights/gpt-weights.ts';
 export {
   CONFIG_METADATA_KEY,
   type LoadGPTOptions,
@@ -48,6 +55,3 @@ export {
 } from './weights/safetensors-read.ts';
 export { type TensorToWrite, writeSafetensors } from './weights/safetensors-write.ts';
 export { readWeightsBytes, type WeightsSource } from './weights/source.ts';
-export { CharTokenizer } from './tokenizers/char-tokenizer.ts';
-export { GPT2_END_OF_TEXT, Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizers/gpt2-tokenizer.ts';
-export type { Tokenizer } from './tokenizers/tokenizer.ts';

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-
 /**
  * A float32 parameter tensor that survives `tf.tidy`: made with `tf.keep`, so a module built or
  * loaded inside a tidy scope keeps its weights after the scope ends. The module that owns it

@@ -30,7 +30,13 @@ test('is the file the fixture was made from, small enough to ship', () => {
 });
 
 test("gpt-nano from the file's metadata, with its character tokenizer", () => {
-  expect(model.config).toMatchObject({ nLayer: 3, nHead: 3, nEmbd: 48, blockSize: 64, vocabSize: 60 });
+  expect(model.config).toMatchObject({
+    nLayer: 3,
+    nHead: 3,
+    nEmbd: 48,
+    blockSize: 64,
+    vocabSize: 60,
+  });
   expect(tokenizer.vocabSize).toBe(60);
   expect(tokenizer.encode(golden.prompt)).toEqual(golden.prompt_ids);
 });
@@ -42,7 +48,9 @@ test("logits of the prompt within a few times torch's own float32 error", () => 
   const logits = model.forward(idx);
   const vsTorch = maxDiff(logits, golden.logits);
   const vsFloat64 = maxDiff(logits, golden.logits_float64);
-  console.log(`genesis-char logits: max |diff| ${vsTorch} vs torch float32, ${vsFloat64} vs float64`);
+  console.log(
+    `genesis-char logits: max |diff| ${vsTorch} vs torch float32, ${vsFloat64} vs float64`,
+  );
   expect(vsTorch).toBeLessThan(3 * golden.logits_vs_float64_max_abs_diff);
   expect(vsFloat64).toBeLessThan(3 * golden.logits_vs_float64_max_abs_diff);
   tf.dispose([idx, logits]);
@@ -51,17 +59,20 @@ test("logits of the prompt within a few times torch's own float32 error", () => 
 describe.each(golden.generations.map((g) => [g.name, g] as const))('%s', (_, g) => {
   const newTokens = g.tokens.length - golden.prompt_ids.length;
   const cachedToo = golden.prompt_ids.length + newTokens <= 64;
-  test.each(cachedToo ? [true, false] : [false])('useKvCache %s: PyTorch tokens and text', async (useKvCache) => {
-    const { tokens } = await model.generate([golden.prompt_ids], {
-      maxNewTokens: newTokens,
-      useKvCache,
-      ...(g.seed === null
-        ? {}
-        : { doSample: true, seed: g.seed, temperature: g.temperature, topK: g.top_k ?? null }),
-    });
-    expect(tokens[0]).toEqual(g.tokens);
-    expect(tokenizer.decode(tokens[0]!)).toBe(g.text);
-  });
+  test.each(cachedToo ? [true, false] : [false])(
+    'useKvCache %s: PyTorch tokens and text',
+    async (useKvCache) => {
+      const { tokens } = await model.generate([golden.prompt_ids], {
+        maxNewTokens: newTokens,
+        useKvCache,
+        ...(g.seed === null
+          ? {}
+          : { doSample: true, seed: g.seed, temperature: g.temperature, topK: g.top_k ?? null }),
+      });
+      expect(tokens[0]).toEqual(g.tokens);
+      expect(tokenizer.decode(tokens[0]!)).toBe(g.text);
+    },
+  );
 });
 
 test('it learned the text: held-out loss far below the uniform ln(60) = 4.09', () => {

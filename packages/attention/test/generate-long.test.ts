@@ -37,7 +37,19 @@ describe('cached and uncached generation agree over 256 steps (static cache)', (
   let gpt: GPT;
   beforeAll(() => {
     // GQA (4 query heads, 2 key/value heads), blockSize 260 = prompt + 256.
-    gpt = randomModel({ nLayer: 2, nHead: 4, nKvHeads: 2, nEmbd: 32, vocabSize: 50, blockSize: 260, maxBatchSize: 2 }, 2024, 12);
+    gpt = randomModel(
+      {
+        nLayer: 2,
+        nHead: 4,
+        nKvHeads: 2,
+        nEmbd: 32,
+        vocabSize: 50,
+        blockSize: 260,
+        maxBatchSize: 2,
+      },
+      2024,
+      12,
+    );
   });
   afterAll(() => gpt.dispose());
 
@@ -79,12 +91,23 @@ describe('cached and uncached generation agree over 256 steps (static cache)', (
 
 describe('1,000 generated tokens: tensors and the kernel heap stay flat', () => {
   test.each([false, true])('doSample %s', async (doSample) => {
-    const gpt = randomModel({ nLayer: 2, nHead: 2, nEmbd: 16, vocabSize: 11, blockSize: 1024, maxBatchSize: 2 }, 7, 4);
+    const gpt = randomModel(
+      { nLayer: 2, nHead: 2, nEmbd: 16, vocabSize: 11, blockSize: 1024, maxBatchSize: 2 },
+      7,
+      4,
+    );
     const before = tf.memory().numTensors;
     const perStep: { tensors: number; heap: number }[] = [];
-    const onToken = () => perStep.push({ tensors: tf.memory().numTensors, heap: kernelHeapBytes() });
+    const onToken = () =>
+      perStep.push({ tensors: tf.memory().numTensors, heap: kernelHeapBytes() });
     const options = { maxNewTokens: 1000, doSample, seed: 5, onToken };
-    const first = await gpt.generate([[1, 2, 3, 4], [5, 6, 7, 8]], options);
+    const first = await gpt.generate(
+      [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+      ],
+      options,
+    );
     expect(first.steps).toBe(1000);
     // From the first step on (the cache is allocated at the prefill), nothing grows.
     expect(new Set(perStep.map((s) => s.tensors))).toEqual(new Set([before]));
@@ -94,7 +117,13 @@ describe('1,000 generated tokens: tensors and the kernel heap stay flat', () => 
     expect(kernelHeapBytes()).toBe(heap);
     // A second generation reuses the same cache: the same heap, the same tokens.
     perStep.length = 0;
-    const second = await gpt.generate([[1, 2, 3, 4], [5, 6, 7, 8]], options);
+    const second = await gpt.generate(
+      [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+      ],
+      options,
+    );
     expect(second.tokens).toEqual(first.tokens);
     expect(new Set(perStep.map((s) => s.heap))).toEqual(new Set([heap]));
     expect(tf.memory().numTensors).toBe(before);

@@ -45,7 +45,10 @@ describe('generation', () => {
   test('for await ... of gives the tokens; onToken sees the same steps', async () => {
     const seen: number[][] = [];
     const streamed: number[][] = [];
-    for await (const step of streamTokens(gpt, prompt, { ...sampledOptions, onToken: (s) => seen.push(s.tokens) })) {
+    for await (const step of streamTokens(gpt, prompt, {
+      ...sampledOptions,
+      onToken: (s) => seen.push(s.tokens),
+    })) {
       streamed.push(step.tokens);
     }
     expect(streamed).toEqual(seen);
@@ -188,7 +191,11 @@ describe('abort, break and the busy guard: nothing left behind', () => {
   test('an already-aborted signal: nothing runs', async () => {
     let steps = 0;
     await expect(
-      gpt.generate(prompt, { maxNewTokens: 3, signal: AbortSignal.abort(), onToken: () => steps++ }),
+      gpt.generate(prompt, {
+        maxNewTokens: 3,
+        signal: AbortSignal.abort(),
+        onToken: () => steps++,
+      }),
     ).rejects.toMatchObject({ name: 'AbortError' });
     expect(steps).toBe(0);
     expectClean();

@@ -73,24 +73,31 @@ describe.each(impls)('gpt_tiny, %s attention', (implementation) => {
   });
 
   describe.each(tiny.sampling.map((s) => [s.name, s] as const))('sampling %s', (_, s) => {
-    test.each([true, false])('seeded generate, useKvCache %s: PyTorch tokens', async (useKvCache) => {
-      const result = await gpt.generate(rows(tiny.prompt), {
-        maxNewTokens: s.max_new_tokens,
-        useKvCache,
-        temperature: s.temperature,
-        topK: s.top_k,
-        doSample: true,
-        seed: s.seed,
-      });
-      expect(result.tokens).toEqual(rows(s.tokens));
-    });
+    test.each([true, false])(
+      'seeded generate, useKvCache %s: PyTorch tokens',
+      async (useKvCache) => {
+        const result = await gpt.generate(rows(tiny.prompt), {
+          maxNewTokens: s.max_new_tokens,
+          useKvCache,
+          temperature: s.temperature,
+          topK: s.top_k,
+          doSample: true,
+          seed: s.seed,
+        });
+        expect(result.tokens).toEqual(rows(s.tokens));
+      },
+    );
 
     test('each step: probabilities within 1e-6 of torch (temperature, top-k, softmax)', () => {
       const tokens = rows(s.tokens);
       const T = tiny.prompt.shape[1]!;
       let worst = 0;
       s.steps.forEach((step, i) => {
-        const idx = tf.tensor2d(Int32Array.from(tokens.flatMap((r) => r.slice(0, T + i))), [2, T + i], 'int32');
+        const idx = tf.tensor2d(
+          Int32Array.from(tokens.flatMap((r) => r.slice(0, T + i))),
+          [2, T + i],
+          'int32',
+        );
         const logits = gpt.forward(idx, { lastPositionOnly: true });
         const probs = nextTokenProbabilities(
           logits.dataSync() as Float32Array,
@@ -122,7 +129,9 @@ describe.each(impls)('gpt_tiny, %s attention', (implementation) => {
   test('with the cache past blockSize: a CacheCapacityError before anything runs', async () => {
     const before = gpt.kvCache?.length() ?? 0;
     await expect(
-      gpt.generate(rows(tiny.prompt), { maxNewTokens: tiny.uncached_sliding_window.max_new_tokens }),
+      gpt.generate(rows(tiny.prompt), {
+        maxNewTokens: tiny.uncached_sliding_window.max_new_tokens,
+      }),
     ).rejects.toThrow(CacheCapacityError);
     expect(gpt.kvCache?.length() ?? 0).toBe(before);
   });

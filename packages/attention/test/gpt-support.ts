@@ -45,7 +45,8 @@ export function maxDiff(actual: tf.Tensor, expected: TensorFixture): number {
   const a = actual.dataSync();
   if (a.length !== expected.data.length) return Number.POSITIVE_INFINITY;
   let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - Math.fround(expected.data[i]!)));
+  for (let i = 0; i < a.length; i++)
+    m = Math.max(m, Math.abs(a[i]! - Math.fround(expected.data[i]!)));
   return m;
 }
 

@@ -31,7 +31,11 @@ function file(
   return out;
 }
 
-const f32 = (shape: number[], begin: number, end: number) => ({ dtype: 'F32', shape, data_offsets: [begin, end] });
+const f32 = (shape: number[], begin: number, end: number) => ({
+  dtype: 'F32',
+  shape,
+  data_offsets: [begin, end],
+});
 const valid = readFileSync(new URL('./fixtures/gpt_hf_tiny.safetensors', import.meta.url));
 
 const hostile: [string, Uint8Array, string][] = [
@@ -40,21 +44,41 @@ const hostile: [string, Uint8Array, string][] = [
   ['a header length above 100 MB', file({}, 0, BigInt(MAX_HEADER_BYTES + 1)), 'header-too-large'],
   ['a header length of 2^63', file({}, 0, 2n ** 63n), 'header-too-large'],
   ['a header that is not JSON', file('{"a": [1, 2', 0), 'bad-header'],
-  ['a header that is not UTF-8', file(Uint8Array.of(0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d)), 'not-utf8'],
+  [
+    'a header that is not UTF-8',
+    file(Uint8Array.of(0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d)),
+    'not-utf8',
+  ],
   ['a header that is a JSON array', file('[1, 2]'), 'bad-header'],
   ['__metadata__ with a non-string value', file({ __metadata__: { format: 1 } }), 'bad-metadata'],
-  ['an unknown dtype', file({ w: { dtype: 'F33', shape: [2], data_offsets: [0, 8] } }, 8), 'unknown-dtype'],
+  [
+    'an unknown dtype',
+    file({ w: { dtype: 'F33', shape: [2], data_offsets: [0, 8] } }, 8),
+    'unknown-dtype',
+  ],
   ['a negative dimension', file({ w: f32([-2], 0, 8) }, 8), 'bad-shape'],
   ['a non-integer offset', file({ w: f32([2], 0, 8.5) }, 8), 'bad-offsets'],
   ['offsets in reverse', file({ w: f32([0], 8, 0) }, 8), 'bad-offsets'],
-  ['a shape whose size disagrees with its byte range', file({ w: f32([3], 0, 8) }, 8), 'size-mismatch'],
-  ['offsets outside the data (a 4 GB tensor in a small file)', file({ w: f32([1e9], 0, 4e9) }, 64), 'truncated'],
+  [
+    'a shape whose size disagrees with its byte range',
+    file({ w: f32([3], 0, 8) }, 8),
+    'size-mismatch',
+  ],
+  [
+    'offsets outside the data (a 4 GB tensor in a small file)',
+    file({ w: f32([1e9], 0, 4e9) }, 64),
+    'truncated',
+  ],
   ['overlapping offsets', file({ a: f32([2], 0, 8), b: f32([2], 4, 12) }, 12), 'overlap'],
   ['a gap between tensors', file({ a: f32([1], 0, 4), b: f32([1], 8, 12) }, 12), 'gap'],
   ['bytes after the last tensor', file({ a: f32([1], 0, 4) }, 8), 'trailing-bytes'],
   ['a truncated body', new Uint8Array(valid.subarray(0, valid.length - 100)), 'truncated'],
   ['a tensor named constructor', file({ constructor: f32([1], 0, 4) }, 4), 'bad-name'],
-  ['a tensor named __proto__', file('{"__proto__": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', 4), 'bad-name'],
+  [
+    'a tensor named __proto__',
+    file('{"__proto__": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', 4),
+    'bad-name',
+  ],
 ];
 
 describe('hostile safetensors files', () => {
@@ -102,13 +126,17 @@ describe('files that parse but are not GPT weights', () => {
   test('an unknown name is a ValueError naming it', () => {
     const bad = new Map(tensors);
     bad.set('transformer.h.0.attn.rotary.weight', tensors.get('transformer.ln_f.bias')!);
-    expect(() => gptWeightsFromTensors(bad)).toThrow(/unexpected tensors \[transformer\.h\.0\.attn\.rotary\.weight\]/);
+    expect(() => gptWeightsFromTensors(bad)).toThrow(
+      /unexpected tensors \[transformer\.h\.0\.attn\.rotary\.weight\]/,
+    );
   });
 
   test('a missing parameter is a ValueError naming it', () => {
     const bad = new Map(tensors);
     bad.delete('transformer.h.1.mlp.c_fc.bias');
-    expect(() => gptWeightsFromTensors(bad)).toThrow(/missing tensors \[transformer\.h\.1\.mlp\.c_fc\.bias\]/);
+    expect(() => gptWeightsFromTensors(bad)).toThrow(
+      /missing tensors \[transformer\.h\.1\.mlp\.c_fc\.bias\]/,
+    );
   });
 
   test('names mixing the two layouts are rejected', () => {

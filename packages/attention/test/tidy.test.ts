@@ -53,7 +53,7 @@ describe('Linear', () => {
 });
 
 describe('CausalSelfAttention', () => {
-  test('built inside tf.tidy (its drawn weights are the notebook\'s)', () => {
+  test("built inside tf.tidy (its drawn weights are the notebook's)", () => {
     setSeed(caseA.seeds.seed);
     const x = rand([2, 8, 6]);
     setSeed(caseA.seeds.seed);
@@ -67,7 +67,9 @@ describe('CausalSelfAttention', () => {
   test('built and loaded inside tf.tidy', () => {
     setSeed(caseA.seeds.seed);
     const x = rand([2, 8, 6]);
-    const mha = insideTidy(() => new CausalSelfAttention(attentionConfig).eval().loadStateDict(caseA.weights));
+    const mha = insideTidy(() =>
+      new CausalSelfAttention(attentionConfig).eval().loadStateDict(caseA.weights),
+    );
     const y = mha.forward(x);
     expect(maxDiff(y, caseA.full_output)).toBeLessThan(1e-5);
     tf.dispose([x, y]);
@@ -122,7 +124,12 @@ describe('GPT', () => {
   test('loadGPT awaited inside an async function, then used inside tf.tidy', async () => {
     const sd = tiny.state_dict as Record<string, { shape: number[]; data: number[] }>;
     const file = writeSafetensors(
-      Object.fromEntries(Object.entries(sd).map(([n, t]) => [n, { shape: t.shape, data: Float32Array.from(t.data) }])),
+      Object.fromEntries(
+        Object.entries(sd).map(([n, t]) => [
+          n,
+          { shape: t.shape, data: Float32Array.from(t.data) },
+        ]),
+      ),
     );
     const gpt = await loadGPT(file, { config: { nHead: 2 } });
     const d = tf.tidy(() => {

@@ -40,15 +40,22 @@ describe.each(files)('%s', (name) => {
     expect(createHash('sha256').update(bytes).digest('hex')).toBe(info.sha256);
     const { tensors, metadata } = readSafetensors(bytes);
     expect({ ...metadata }).toEqual({ format: 'pt' });
-    expect([...tensors].map(([n, t]) => [n, t.shape])).toEqual(info.tensors.map((t) => [t.name, t.shape]));
+    expect([...tensors].map(([n, t]) => [n, t.shape])).toEqual(
+      info.tensors.map((t) => [t.name, t.shape]),
+    );
   });
 
   test('imports to the expected minGPT state dict bit for bit', () => {
     const weights = gptWeightsFromTensors(readSafetensors(bytesOf(name)).tensors);
     expect(weights.layout).toBe(info.variant === 'legacy' ? 'hf-gpt2-legacy' : 'hf-gpt2');
     expect(weights.tiedLmHead).toBe(true);
-    expect(weights.ignored).toEqual(info.tensors.filter((t) => t.mingpt_name === null).map((t) => t.name));
-    const expected = hf.expected_mingpt_state_dict as Record<string, { shape: number[]; data: number[] }>;
+    expect(weights.ignored).toEqual(
+      info.tensors.filter((t) => t.mingpt_name === null).map((t) => t.name),
+    );
+    const expected = hf.expected_mingpt_state_dict as Record<
+      string,
+      { shape: number[]; data: number[] }
+    >;
     expect(Object.keys(weights.stateDict).sort()).toEqual(Object.keys(expected).sort());
     for (const [key, want] of Object.entries(expected)) {
       const got = weights.stateDict[key]!;
@@ -57,31 +64,41 @@ describe.each(files)('%s', (name) => {
     }
   });
 
-  test.each(['path', 'file URL', 'ArrayBuffer'] as const)('loadGPT from a %s: logits within 1e-5, greedy tokens', async (kind) => {
-    const source =
-      kind === 'path'
-        ? fileURLToPath(fixtureUrl(name))
-        : kind === 'file URL'
-          ? fixtureUrl(name)
-          : bytesOf(name).slice().buffer;
-    const gpt = await loadGPT(source, { config: { nHead: hf.mingpt_config.n_head } });
-    try {
-      expect(gpt.training).toBe(false);
-      expect(gpt.config).toMatchObject({ nLayer: 2, nHead: 2, nKvHeads: 2, nEmbd: 16, vocabSize: 11, blockSize: 16 });
-      const idx = ids(hf.prompt);
-      const logits = gpt.forward(idx);
-      const d = maxDiff(logits, hf.expected_logits);
-      measured[`${name} (${kind})`] = d;
-      expect(d).toBeLessThan(1e-5);
-      tf.dispose([idx, logits]);
-      for (const useKvCache of [true, false]) {
-        const { tokens } = await gpt.generate(rows(hf.prompt), { maxNewTokens: 6, useKvCache });
-        expect(tokens).toEqual(rows(hf.greedy.tokens));
+  test.each(['path', 'file URL', 'ArrayBuffer'] as const)(
+    'loadGPT from a %s: logits within 1e-5, greedy tokens',
+    async (kind) => {
+      const source =
+        kind === 'path'
+          ? fileURLToPath(fixtureUrl(name))
+          : kind === 'file URL'
+            ? fixtureUrl(name)
+            : bytesOf(name).slice().buffer;
+      const gpt = await loadGPT(source, { config: { nHead: hf.mingpt_config.n_head } });
+      try {
+        expect(gpt.training).toBe(false);
+        expect(gpt.config).toMatchObject({
+          nLayer: 2,
+          nHead: 2,
+          nKvHeads: 2,
+          nEmbd: 16,
+          vocabSize: 11,
+          blockSize: 16,
+        });
+        const idx = ids(hf.prompt);
+        const logits = gpt.forward(idx);
+        const d = maxDiff(logits, hf.expected_logits);
+        measured[`${name} (${kind})`] = d;
+        expect(d).toBeLessThan(1e-5);
+        tf.dispose([idx, logits]);
+        for (const useKvCache of [true, false]) {
+          const { tokens } = await gpt.generate(rows(hf.prompt), { maxNewTokens: 6, useKvCache });
+          expect(tokens).toEqual(rows(hf.greedy.tokens));
+        }
+      } finally {
+        gpt.dispose();
       }
-    } finally {
-      gpt.dispose();
-    }
-  });
+    },
+  );
 });
 
 test('writeSafetensors writes the save_pretrained file byte for byte', () => {
@@ -120,7 +137,10 @@ describe('minGPT / PyTorch state_dict names', () => {
 
   test("the fork's causal-mask buffers transformer.h.{i}.attn.bias are skipped", () => {
     const mask = { shape: [1, 1, 16, 16], data: new Float32Array(256).fill(1) };
-    const file = minGPTFile({ 'transformer.h.0.attn.bias': mask, 'transformer.h.1.attn.bias': mask });
+    const file = minGPTFile({
+      'transformer.h.0.attn.bias': mask,
+      'transformer.h.1.attn.bias': mask,
+    });
     const weights = gptWeightsFromTensors(readSafetensors(file).tensors);
     expect(weights.layout).toBe('mingpt');
     expect(weights.tiedLmHead).toBe(false);
@@ -131,12 +151,18 @@ describe('minGPT / PyTorch state_dict names', () => {
   test('a model saved by writeSafetensors from stateDict() round-trips bit for bit', async () => {
     const sd = gpt.stateDict();
     const file = writeSafetensors(
-      Object.fromEntries(Object.entries(sd).map(([n, t]) => [n, { shape: t.shape, data: t.dataSync() as Float32Array }])),
+      Object.fromEntries(
+        Object.entries(sd).map(([n, t]) => [
+          n,
+          { shape: t.shape, data: t.dataSync() as Float32Array },
+        ]),
+      ),
       { 'kvkit.gpt.config': JSON.stringify({ nHead: 2 }) },
     );
     const loaded = await loadGPT(file); // nHead from the metadata
     const again = loaded.stateDict();
-    for (const [n, t] of Object.entries(sd)) expect(bits(again[n]!.dataSync()), n).toEqual(bits(t.dataSync()));
+    for (const [n, t] of Object.entries(sd))
+      expect(bits(again[n]!.dataSync()), n).toEqual(bits(t.dataSync()));
     tf.dispose([...Object.values(sd), ...Object.values(again)]);
     loaded.dispose();
   });

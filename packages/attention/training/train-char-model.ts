@@ -67,7 +67,8 @@ setSeed(0);
 const init = new GPT(config);
 const { nLayer, nHead, nEmbd: C, blockSize: T, vocabSize: V } = init.config;
 const hs = C / nHead;
-const isLinearWeight = (name: string) => /(c_attn|c_proj|c_fc)\.weight$|lm_head\.weight$/.test(name);
+const isLinearWeight = (name: string) =>
+  /(c_attn|c_proj|c_fc)\.weight$|lm_head\.weight$/.test(name);
 const params = new Map<string, tf.Variable>();
 const initial = init.stateDict();
 for (const [name, t] of Object.entries(initial)) {
@@ -76,6 +77,7 @@ for (const [name, t] of Object.entries(initial)) {
 tf.dispose(Object.values(initial));
 init.dispose();
 const p = (name: string) => params.get(name)!;
+const p1 = (name: string) => params.get(name)! as tf.Tensor as tf.Tensor1D;
 
 const causal = tf.tensor2d(
   Float32Array.from({ length: T * T }, (_, i) => (i % T > Math.floor(i / T) ? -1e9 : 0)),
@@ -87,7 +89,7 @@ const causal = tf.tensor2d(
  * those through XNNPACK, while the transposed ones of the default gradient take a slow loop
  * (5x slower here).
  */
-const matMulFast = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+const matMulFast = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x, w]);
   return {
     value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
@@ -96,7 +98,10 @@ const matMulFast = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveF
       tf.matMul(tf.transpose(sx!) as tf.Tensor2D, dy as tf.Tensor2D),
     ],
   };
-}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (
+  x: tf.Tensor2D,
+  w: tf.Tensor2D,
+) => tf.Tensor2D;
 
 /** Logits (B*t, V) for ids (B, t), in differentiable tfjs ops. */
 function forward(idx: tf.Tensor2D): tf.Tensor2D {
@@ -109,22 +114,45 @@ function forward(idx: tf.Tensor2D): tf.Tensor2D {
   const mask = tf.slice(causal, [0, 0], [t, t]);
   for (let i = 0; i < nLayer; i++) {
     const h = `transformer.h.${i}.`;
-    const a = layerNorm(tf.reshape(x, [B * t, C]), p(`${h}ln_1.weight`), p(`${h}ln_1.bias`)) as tf.Tensor2D;
+    const a = layerNorm(
+      tf.reshape(x, [B * t, C]),
+      p1(`${h}ln_1.weight`),
+      p1(`${h}ln_1.bias`),
+    ) as tf.Tensor2D;
     const [q, k, v] = tf.split(linear(a, `${h}attn.c_attn`), 3, 1);
     const heads = (z: tf.Tensor) => tf.transpose(tf.reshape(z, [B, t, nHead, hs]), [0, 2, 1, 3]); // (B, nh, t, hs)
-    const att = tf.softmax(tf.add(tf.mul(tf.matMul(heads(q!), heads(k!), false, true), 1 / Math.sqrt(hs)), mask)); // (B, nh, t, t)
-    const y = tf.reshape(tf.transpose(tf.matMul(att, heads(v!)), [0, 2, 1, 3]), [B * t, C]) as tf.Tensor2D;
+    const att = tf.softmax(
+      tf.add(tf.mul(tf.matMul(heads(q!), heads(k!), false, true), 1 / Math.sqrt(hs)), mask),
+    ); // (B, nh, t, t)
+    const y = tf.reshape(tf.transpose(tf.matMul(att, heads(v!)), [0, 2, 1, 3]), [
+      B * t,
+      C,
+    ]) as tf.Tensor2D;
     x = tf.add(x, tf.reshape(linear(y, `${h}attn.c_proj`), [B, t, C]));
-    const m = layerNorm(tf.reshape(x, [B * t, C]), p(`${h}ln_2.weight`), p(`${h}ln_2.bias`)) as tf.Tensor2D;
-    x = tf.add(x, tf.reshape(linear(newGelu(linear(m, `${h}mlp.c_fc`)), `${h}mlp.c_proj`), [B, t, C]));
+    const m = layerNorm(
+      tf.reshape(x, [B * t, C]),
+      p1(`${h}ln_2.weight`),
+      p1(`${h}ln_2.bias`),
+    ) as tf.Tensor2D;
+    x = tf.add(
+      x,
+      tf.reshape(linear(newGelu(linear(m, `${h}mlp.c_fc`)), `${h}mlp.c_proj`), [B, t, C]),
+    );
   }
-  const f = layerNorm(tf.reshape(x, [B * t, C]), p('transformer.ln_f.weight'), p('transformer.ln_f.bias'));
+  const f = layerNorm(
+    tf.reshape(x, [B * t, C]),
+    p1('transformer.ln_f.weight'),
+    p1('transformer.ln_f.bias'),
+  );
   return matMulFast(f as tf.Tensor2D, p('lm_head.weight') as tf.Tensor2D); // (B*t, V)
 }
 
 function loss(idx: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
   const logits = forward(idx);
-  return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.reshape(targets, [-1]), V), logits) as tf.Scalar;
+  return tf.losses.softmaxCrossEntropy(
+    tf.oneHot(tf.reshape(targets, [-1]), V),
+    logits,
+  ) as tf.Scalar;
 }
 
 /** B random windows of T + 1 tokens: inputs and next-token targets. */
@@ -153,10 +181,13 @@ function evaluate(source: Int32Array, batches: number): number {
 const optimizer = tf.train.adam(LR);
 const rng = new Generator(1337);
 const started = performance.now();
-console.log(`gpt-nano, vocab ${V}, ${train.length} training characters, ${STEPS} steps of ${BATCH} x ${T}`);
+console.log(
+  `gpt-nano, vocab ${V}, ${train.length} training characters, ${STEPS} steps of ${BATCH} x ${T}`,
+);
 for (let step = 0; step < STEPS; step++) {
   // linear decay of the learning rate over the run
-  (optimizer as unknown as { learningRate: number }).learningRate = LR + (LR_FINAL - LR) * (step / STEPS);
+  (optimizer as unknown as { learningRate: number }).learningRate =
+    LR + (LR_FINAL - LR) * (step / STEPS);
   const [x, y] = batch(train, rng, BATCH);
   const value = optimizer.minimize(() => loss(x, y), true) as tf.Scalar;
   if (step % 100 === 0 || step === STEPS - 1) {
@@ -168,7 +199,9 @@ for (let step = 0; step < STEPS; step++) {
 const trainingSeconds = (performance.now() - started) / 1000;
 const trainLoss = evaluate(train, 20);
 const valLoss = evaluate(val, 20);
-console.log(`trained in ${trainingSeconds.toFixed(0)} s: train loss ${trainLoss.toFixed(4)}, validation loss ${valLoss.toFixed(4)}`);
+console.log(
+  `trained in ${trainingSeconds.toFixed(0)} s: train loss ${trainLoss.toFixed(4)}, validation loss ${valLoss.toFixed(4)}`,
+);
 
 // minGPT's names and (out, in) weights.
 const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -202,8 +235,11 @@ const ours = loaded.forward(vx);
 const theirs = tf.tidy(() => tf.reshape(forward(vx), [4, T, V]));
 const diff = tf.max(tf.abs(tf.sub(ours, theirs))).dataSync()[0]!;
 console.log(`loadGPT logits vs the training forward: max |diff| ${diff.toExponential(2)}`);
-if (!(diff < 1e-4)) throw new Error(`the saved model does not compute what was trained (diff ${diff})`);
+if (!(diff < 1e-4))
+  throw new Error(`the saved model does not compute what was trained (diff ${diff})`);
 tf.dispose([vx, ours, theirs]);
 loaded.dispose();
 writeFileSync(outUrl, bytes);
-console.log(`wrote ${outUrl.pathname.split('/').slice(-2).join('/')} (${bytes.length} bytes, ${trainingSeconds.toFixed(0)} s of training)`);
+console.log(
+  `wrote ${outUrl.pathname.split('/').slice(-2).join('/')} (${bytes.length} bytes, ${trainingSeconds.toFixed(0)} s of training)`,
+);

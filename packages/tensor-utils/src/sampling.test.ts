@@ -88,16 +88,20 @@ describe('exponentialValues against torch exponential_', () => {
     }
   });
 
-  it.each(
-    ref.rand_after_exponential.map((r) => [r.recipe, r] as const),
-  )('%s: rand continues after 2n outputs', (_, r) => {
-    const g = new Generator(r.seed);
-    const n = r.uint32_draws_consumed_by_exponential / 2;
-    exponentialValues(n, { generator: g, dtype: r.recipe.includes('float64') ? 'float64' : 'float32' });
-    const t = rand([r.rand_bits_hex.length], { generator: g });
-    expect(hexBits(t.dataSync() as Float32Array)).toEqual(r.rand_bits_hex);
-    t.dispose();
-  });
+  it.each(ref.rand_after_exponential.map((r) => [r.recipe, r] as const))(
+    '%s: rand continues after 2n outputs',
+    (_, r) => {
+      const g = new Generator(r.seed);
+      const n = r.uint32_draws_consumed_by_exponential / 2;
+      exponentialValues(n, {
+        generator: g,
+        dtype: r.recipe.includes('float64') ? 'float64' : 'float32',
+      });
+      const t = rand([r.rand_bits_hex.length], { generator: g });
+      expect(hexBits(t.dataSync() as Float32Array)).toEqual(r.rand_bits_hex);
+      t.dispose();
+    },
+  );
 
   it('uses the default generator when none is given', () => {
     setSeed(42);
@@ -109,11 +113,7 @@ describe('exponentialValues against torch exponential_', () => {
     expectValueError(() => exponentialValues(-1), 'n', /-1/);
     expectValueError(() => exponentialValues(1.5), 'n', /1\.5/);
     expectValueError(() => exponentialValues(Number.NaN), 'n', /NaN/);
-    expectValueError(
-      () => exponentialValues(1, { dtype: 'int32' as 'float32' }),
-      'dtype',
-      /int32/,
-    );
+    expectValueError(() => exponentialValues(1, { dtype: 'int32' as 'float32' }), 'dtype', /int32/);
     expectValueError(
       () => exponentialValues(1, { generator: {} as Generator }),
       'generator',

@@ -33,10 +33,13 @@ export class CharTokenizer implements Tokenizer {
     const ids = new Map<string, number>();
     alphabet.forEach((c, i) => {
       if (ids.has(c)) {
-        throw new ValueError(`CharTokenizer: character ${JSON.stringify(c)} appears twice in chars`, {
-          argument: 'chars',
-          value: c,
-        });
+        throw new ValueError(
+          `CharTokenizer: character ${JSON.stringify(c)} appears twice in chars`,
+          {
+            argument: 'chars',
+            value: c,
+          },
+        );
       }
       ids.set(c, i);
     });
@@ -54,7 +57,9 @@ export class CharTokenizer implements Tokenizer {
    * CharTokenizer.fromText('banana').chars; // 'abn'
    */
   static fromText(text: string): CharTokenizer {
-    const distinct = [...new Set(Array.from(text))].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!);
+    const distinct = [...new Set(Array.from(text))].sort(
+      (a, b) => a.codePointAt(0)! - b.codePointAt(0)!,
+    );
     return new CharTokenizer(distinct.join(''));
   }
 

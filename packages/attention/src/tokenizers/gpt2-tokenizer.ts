@@ -6,7 +6,11 @@ export const GPT2_END_OF_TEXT = 50256;
 
 /** The part of js-tiktoken's Tiktoken this wrapper uses. */
 interface Bpe {
-  encode(text: string, allowedSpecial?: string[] | 'all', disallowedSpecial?: string[] | 'all'): number[];
+  encode(
+    text: string,
+    allowedSpecial?: string[] | 'all',
+    disallowedSpecial?: string[] | 'all',
+  ): number[];
   decode(ids: number[]): string;
 }
 
@@ -35,12 +39,19 @@ export class Gpt2Tokenizer implements Tokenizer {
    */
   encode(text: string, options: { allowSpecial?: boolean } = {}): number[] {
     if (typeof text !== 'string') {
-      throw new ValueError('Gpt2Tokenizer.encode: text must be a string', { argument: 'text', value: text });
+      throw new ValueError('Gpt2Tokenizer.encode: text must be a string', {
+        argument: 'text',
+        value: text,
+      });
     }
     try {
       return options.allowSpecial ? this.#bpe.encode(text, 'all') : this.#bpe.encode(text);
     } catch (e) {
-      throw new ValueError(`Gpt2Tokenizer.encode: ${(e as Error).message}`, { argument: 'text', value: text }, { cause: e });
+      throw new ValueError(
+        `Gpt2Tokenizer.encode: ${(e as Error).message}`,
+        { argument: 'text', value: text },
+        { cause: e },
+      );
     }
   }
 
@@ -51,10 +62,13 @@ export class Gpt2Tokenizer implements Tokenizer {
   decode(ids: readonly number[]): string {
     ids.forEach((id, i) => {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new ValueError(`Gpt2Tokenizer.decode: ids[${i}] = ${id} is not an id in [0, ${this.vocabSize})`, {
-          argument: 'ids',
-          value: id,
-        });
+        throw new ValueError(
+          `Gpt2Tokenizer.decode: ids[${i}] = ${id} is not an id in [0, ${this.vocabSize})`,
+          {
+            argument: 'ids',
+            value: id,
+          },
+        );
       }
     });
     return this.#bpe.decode([...ids]);
@@ -72,7 +86,10 @@ let loading: Promise<Gpt2Tokenizer> | undefined;
  */
 export function loadGpt2Tokenizer(): Promise<Gpt2Tokenizer> {
   loading ??= (async () => {
-    const [{ Tiktoken }, ranks] = await Promise.all([import('js-tiktoken/lite'), import('js-tiktoken/ranks/gpt2')]);
+    const [{ Tiktoken }, ranks] = await Promise.all([
+      import('js-tiktoken/lite'),
+      import('js-tiktoken/ranks/gpt2'),
+    ]);
     return new Gpt2Tokenizer(new Tiktoken(ranks.default));
   })();
   return loading;

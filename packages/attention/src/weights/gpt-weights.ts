@@ -33,14 +33,20 @@ const BLOCK_NAMES = [
 ] as const;
 const TOP_NAMES = ['wte.weight', 'wpe.weight', 'ln_f.weight', 'ln_f.bias'] as const;
 /** GPT-2's Conv1D layers store their weight (in, out), the transpose of nn.Linear's. */
-const CONV1D = new Set(['attn.c_attn.weight', 'attn.c_proj.weight', 'mlp.c_fc.weight', 'mlp.c_proj.weight']);
+const CONV1D = new Set([
+  'attn.c_attn.weight',
+  'attn.c_proj.weight',
+  'mlp.c_fc.weight',
+  'mlp.c_proj.weight',
+]);
 /** Causal-mask buffers (the fork's and older transformers'): whole names, never `attn.c_attn.bias`. */
 const BUFFER = /^h\.\d+\.attn\.(bias|masked_bias)$/;
 const BLOCK = /^h\.(0|[1-9]\d*)\.(.+)$/;
 
 function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
   return out;
 }
 
@@ -103,7 +109,10 @@ export function gptWeightsFromTensors(tensors: ReadonlyMap<string, SafetensorsTe
     const m = BLOCK.exec(bare);
     if (m) nLayer = Math.max(nLayer, Number(m[1]) + 1);
   }
-  const expected = [...TOP_NAMES, ...Array.from({ length: nLayer }, (_, i) => BLOCK_NAMES.map((n) => `h.${i}.${n}`)).flat()];
+  const expected = [
+    ...TOP_NAMES,
+    ...Array.from({ length: nLayer }, (_, i) => BLOCK_NAMES.map((n) => `h.${i}.${n}`)).flat(),
+  ];
   const missing = expected.filter((n) => !body.has(n));
   if (missing.length > 0 || nLayer === 0) {
     throw new ValueError(
@@ -113,10 +122,13 @@ export function gptWeightsFromTensors(tensors: ReadonlyMap<string, SafetensorsTe
   }
   for (const [bare, t] of [...body, ...(lmHead ? [['lm_head.weight', lmHead] as const] : [])]) {
     if (!t.data) {
-      throw new DTypeError(`GPT weights: '${bare}' has dtype ${t.dtype}; parameters must be floats (F32, F64, F16 or BF16)`, {
-        expected: ['F32', 'F64', 'F16', 'BF16'],
-        actual: t.dtype,
-      });
+      throw new DTypeError(
+        `GPT weights: '${bare}' has dtype ${t.dtype}; parameters must be floats (F32, F64, F16 or BF16)`,
+        {
+          expected: ['F32', 'F64', 'F16', 'BF16'],
+          actual: t.dtype,
+        },
+      );
     }
   }
   const wte = body.get('wte.weight')!;
@@ -139,7 +151,10 @@ export function gptWeightsFromTensors(tensors: ReadonlyMap<string, SafetensorsTe
     let { shape, data } = { shape: t.shape, data: t.data! };
     if (conv1d && m && CONV1D.has(m[2]!)) {
       if (shape.length !== 2) {
-        throw new ShapeError(`GPT weights: Conv1D weight '${bare}' must be 2-D`, { expected: '[in, out]', actual: shape });
+        throw new ShapeError(`GPT weights: Conv1D weight '${bare}' must be 2-D`, {
+          expected: '[in, out]',
+          actual: shape,
+        });
       }
       data = transpose(data, shape[0]!, shape[1]!);
       shape = [shape[1]!, shape[0]!];

@@ -30,7 +30,8 @@ function metadataConfig(metadata: Record<string, string>): Partial<GPTConfig> {
   if (text === undefined) return {};
   try {
     const parsed: unknown = JSON.parse(text);
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Partial<GPTConfig>;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      return parsed as Partial<GPTConfig>;
   } catch {
     // reported below
   }
@@ -44,7 +45,11 @@ function metadataConfig(metadata: Record<string, string>): Partial<GPTConfig> {
  * The config for weights: sizes from the shapes, the rest from the file's metadata and then
  * `given` (which wins; a disagreement with the shapes fails in `loadStateDict`).
  */
-function configFor(weights: GPTWeights, fromFile: Partial<GPTConfig>, given: Partial<GPTConfig>): Partial<GPTConfig> {
+function configFor(
+  weights: GPTWeights,
+  fromFile: Partial<GPTConfig>,
+  given: Partial<GPTConfig>,
+): Partial<GPTConfig> {
   const { nLayer, nEmbd, vocabSize, blockSize, qkvWidth } = weights.sizes;
   const config: Partial<GPTConfig> = {
     ...GPT.getDefaultConfig(),
@@ -59,7 +64,10 @@ function configFor(weights: GPTWeights, fromFile: Partial<GPTConfig>, given: Par
   const table = GPT.modelTypes as Record<string, { nHead: number } | undefined>;
   const modelType = config.modelType;
   const nHead =
-    config.nHead ?? (typeof modelType === 'string' && Object.hasOwn(table, modelType) ? table[modelType]!.nHead : null);
+    config.nHead ??
+    (typeof modelType === 'string' && Object.hasOwn(table, modelType)
+      ? table[modelType]!.nHead
+      : null);
   if (!nHead) {
     throw new ValueError(
       'loadGPT: the weights do not tell the number of heads: pass config: { nHead } or a modelType',
@@ -115,12 +123,18 @@ export async function loadCharModel(
 ): Promise<{ model: GPT; tokenizer: CharTokenizer }> {
   const { model, metadata } = await loadWithMetadata(source, options);
   try {
-    const saved = JSON.parse(metadata[TOKENIZER_METADATA_KEY] ?? 'null') as { type?: string; chars?: string } | null;
+    const saved = JSON.parse(metadata[TOKENIZER_METADATA_KEY] ?? 'null') as {
+      type?: string;
+      chars?: string;
+    } | null;
     if (saved?.type !== 'char' || typeof saved.chars !== 'string') {
-      throw new ValueError(`loadCharModel: the file's metadata has no '${TOKENIZER_METADATA_KEY}' of type char`, {
-        argument: 'source',
-        value: metadata[TOKENIZER_METADATA_KEY],
-      });
+      throw new ValueError(
+        `loadCharModel: the file's metadata has no '${TOKENIZER_METADATA_KEY}' of type char`,
+        {
+          argument: 'source',
+          value: metadata[TOKENIZER_METADATA_KEY],
+        },
+      );
     }
     const tokenizer = new CharTokenizer(saved.chars);
     if (tokenizer.vocabSize !== model.config.vocabSize) {

@@ -74,7 +74,10 @@ export function headerLength(prefix: Uint8Array, fileSize: number): number {
     fail('header-too-large', `header length ${n} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
   }
   if (8n + n > BigInt(fileSize)) {
-    fail('header-out-of-bounds', `header length ${n} runs past the end of the ${fileSize}-byte file`);
+    fail(
+      'header-out-of-bounds',
+      `header length ${n} runs past the end of the ${fileSize}-byte file`,
+    );
   }
   return Number(n);
 }
@@ -103,7 +106,10 @@ function entry(name: string, info: unknown, dataLength: number): SafetensorsEntr
     offsets.some((o) => !Number.isSafeInteger(o) || o < 0) ||
     offsets[0] > offsets[1]
   ) {
-    fail('bad-offsets', `'${name}' has data_offsets ${JSON.stringify(offsets)}, not [begin <= end]`);
+    fail(
+      'bad-offsets',
+      `'${name}' has data_offsets ${JSON.stringify(offsets)}, not [begin <= end]`,
+    );
   }
   const [begin, end] = offsets as [number, number];
   const bytes = numel * DTYPE_BYTES[dtype as SafetensorsDType];
@@ -163,12 +169,23 @@ export function parseHeader(json: Uint8Array, fileSize: number): SafetensorsHead
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let expected = 0;
   for (const e of sorted) {
-    if (e.begin < expected) fail('overlap', `'${e.name}' starts at ${e.begin}, inside the previous tensor (which ends at ${expected})`);
-    if (e.begin > expected) fail('gap', `'${e.name}' starts at ${e.begin}, leaving bytes [${expected}, ${e.begin}) unused`);
+    if (e.begin < expected)
+      fail(
+        'overlap',
+        `'${e.name}' starts at ${e.begin}, inside the previous tensor (which ends at ${expected})`,
+      );
+    if (e.begin > expected)
+      fail(
+        'gap',
+        `'${e.name}' starts at ${e.begin}, leaving bytes [${expected}, ${e.begin}) unused`,
+      );
     expected = e.end;
   }
   if (expected !== dataLength) {
-    fail('trailing-bytes', `the tensors hold ${expected} bytes of data, the file has ${dataLength} after the header`);
+    fail(
+      'trailing-bytes',
+      `the tensors hold ${expected} bytes of data, the file has ${dataLength} after the header`,
+    );
   }
   return { dataStart, dataLength, entries, metadata };
 }

@@ -48,7 +48,11 @@ export function writeSafetensors(
         { expected: t.shape, actual: [t.data?.length ?? 0] },
       );
     }
-    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + 4 * numel] };
+    header[name] = {
+      dtype: 'F32',
+      shape: [...t.shape],
+      data_offsets: [offset, offset + 4 * numel],
+    };
     offset += 4 * numel;
   }
   let json = JSON.stringify(header);

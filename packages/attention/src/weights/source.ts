@@ -51,10 +51,13 @@ async function readFileChecked(path: string): Promise<Uint8Array> {
 async function fetchBytes(url: string, signal: AbortSignal | undefined): Promise<Uint8Array> {
   const response = await fetch(url, signal ? { signal } : {});
   if (!response.ok) {
-    throw new ValueError(`weights: fetching ${url} failed with HTTP ${response.status} ${response.statusText}`, {
-      argument: 'source',
-      value: url,
-    });
+    throw new ValueError(
+      `weights: fetching ${url} failed with HTTP ${response.status} ${response.statusText}`,
+      {
+        argument: 'source',
+        value: url,
+      },
+    );
   }
   return new Uint8Array(await response.arrayBuffer());
 }
@@ -78,15 +81,21 @@ export async function readWeightsBytes(
   if (source instanceof URL) href = source.href;
   else if (typeof source === 'string' && source.length > 0) href = source;
   else {
-    throw new ValueError(`weights: source must be a path, URL or ArrayBuffer, got ${typeof source}`, {
-      argument: 'source',
-      value: source,
-    });
+    throw new ValueError(
+      `weights: source must be a path, URL or ArrayBuffer, got ${typeof source}`,
+      {
+        argument: 'source',
+        value: source,
+      },
+    );
   }
   if (isNode && (source instanceof URL || looksLikeUrl(href)) && /^file:/i.test(href)) {
-    const { fileURLToPath } = (await import(/* @vite-ignore */ urlModule)) as typeof import('node:url');
+    const { fileURLToPath } = (await import(
+      /* @vite-ignore */ urlModule
+    )) as typeof import('node:url');
     return readFileChecked(fileURLToPath(href));
   }
-  if (source instanceof URL || looksLikeUrl(href) || !isNode) return fetchBytes(href, options.signal);
+  if (source instanceof URL || looksLikeUrl(href) || !isNode)
+    return fetchBytes(href, options.signal);
   return readFileChecked(href);
 }
