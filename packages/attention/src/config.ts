@@ -162,6 +162,9 @@ const MAX_TENSOR_ELEMENTS = 2 ** 29;
  * Resolves a GPT config as minGPT does: a known `modelType` sets nLayer, nHead and nEmbd
  * (explicit values must then agree with the table); `gpt` or null means explicit sizes. Throws a
  * ValueError naming the first bad field.
+ *
+ * @example
+ * gptDims({ ...defaultGPTConfig(), modelType: 'gpt-nano', vocabSize: 65, blockSize: 64 }).headSize; // 16
  */
 export function gptDims(config: Partial<GPTConfig>): GPTDims {
   if (config === null || typeof config !== 'object') {

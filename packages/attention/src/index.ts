@@ -1,5 +1,5 @@
 // Public API of @kvkit/attention.
-export { Block } from './block.ts';
+export { Block, type BlockValues } from './block.ts';
 export {
   type AttentionOptions,
   CausalSelfAttention,

@@ -14,22 +14,3 @@ export function parameter<R extends tf.Rank>(
 ): tf.Tensor<R> {
   return tf.keep(tf.tensor(values, [...shape], 'float32')) as unknown as tf.Tensor<R>;
 }
-
-/**
- * Makes every tensor `build` returns with {@link parameter}-like lifetime, or none of them: if a
- * later one fails (out of memory), the earlier ones are freed before the error is rethrown.
- * Loaders use it to build all new weights before freeing any old one.
- *
- * @example
- * const [w, b] = allOrNothing([() => parameter(w0, [4]), () => parameter(b0, [4])]);
- */
-export function allOrNothing(build: (() => tf.Tensor)[]): tf.Tensor[] {
-  const made: tf.Tensor[] = [];
-  try {
-    for (const make of build) made.push(make());
-    return made;
-  } catch (e) {
-    tf.dispose(made);
-    throw e;
-  }
-}
