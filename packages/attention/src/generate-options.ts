@@ -52,14 +52,14 @@ const busyError = () =>
   );
 
 /**
- * The longest sequence (prompt + new tokens) a cached generation may reach. With the static
- * cache, the only strategy so far, that is blockSize: the position embeddings end there, and
- * `useCache` only accepts caches holding at least blockSize positions.
+ * The longest sequence (prompt + new tokens) a cached generation may reach: blockSize, for
+ * every cache strategy, because the position embeddings end there (`useCache` accepts only
+ * caches that reach blockSize).
  *
- * TODO(kv-cache v2 strategies): a sliding-window or sink cache can decode past blockSize. The
- * absolute position embeddings have no row past it, so such a generation has to map positions
- * (an approximation to document and compare with minGPT's crop-and-recompute) or refuse; that
- * decision belongs here, keyed on the cache's position limit (null where unbounded).
+ * TODO(generation past blockSize): a sliding-window or sink cache could go on decoding past
+ * blockSize if positions were mapped back into the embedding table; that is an approximation
+ * for absolute position embeddings, to be documented and compared with minGPT's
+ * crop-and-recompute (the no-cache path) before it is allowed here.
  */
 function cachedSequenceLimit(model: GPT): number {
   return model.config.blockSize;
@@ -170,8 +170,9 @@ export function checkGenerateOptions(
         { capacity: limit, requested: T + maxNewTokens },
       );
     }
-    const rowsHeld = model.kvCache?.maxBatchSize ?? model.config.maxBatchSize;
-    if (B > rowsHeld) {
+    // The model's cache, or the one its first cached forward builds (at most maxBatchSize rows).
+    const rowsHeld = model.kvCache ? model.kvCache.maxBatchSize : model.config.maxBatchSize;
+    if (rowsHeld !== null && B > rowsHeld) {
       throw new CacheCapacityError(
         `generate: batch ${B} exceeds the cache's maxBatchSize ${rowsHeld}`,
         {

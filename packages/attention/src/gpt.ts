@@ -1,4 +1,4 @@
-import { type KVCache, StaticKVCache } from '@kvkit/kv-cache';
+import { type CacheSpec, checkCacheSpec, createCache, type KVCache } from '@kvkit/kv-cache';
 import {
   CacheCapacityError,
   DisposedError,
@@ -38,6 +38,13 @@ export interface GPTOptions {
    * way) instead of drawing them.
    */
   weights?: StateDict;
+  /**
+   * The cache the model builds on its first cached forward, shared by all blocks: `'static'`
+   * (default, the seed's), `'dynamic'`, `{ strategy: 'sliding-window', window }`,
+   * `{ strategy: 'sink', window, sinkTokens }` or a function (see `createCache`). Positions stay
+   * below blockSize whatever the strategy: the position embeddings end there.
+   */
+  cache?: CacheSpec;
 }
 
 /** Options of {@link GPT.forward}. */
@@ -88,6 +95,7 @@ export class GPT {
   #training = true; // torch modules start in training mode
   #cache: KVCache | null = null;
   #ownsCache = false;
+  readonly #cacheSpec: CacheSpec;
   #disposed = false;
 
   constructor(config: Partial<GPTConfig>, options: GPTOptions = {}) {
@@ -99,6 +107,8 @@ export class GPT {
         { argument: 'implementation', value: this.implementation },
       );
     }
+    this.#cacheSpec = options.cache ?? 'static';
+    checkCacheSpec(this.#cacheSpec); // a bad spec fails here, before any weight exists
     const { nEmbd: C, vocabSize, blockSize, nLayer } = this.config;
     const values = options.weights
       ? new Map(
@@ -157,7 +167,8 @@ export class GPT {
   }
 
   /**
-   * Uses `cache` (any `KVCache` strategy with at least nLayer layers) in every block from now on.
+   * Uses `cache` (any `KVCache` strategy with at least nLayer layers, holding the model's
+   * key/value heads and head size) in every block from now on.
    * The model does not own it: `dispose()` leaves it alone. A cache the model created is freed.
    */
   useCache(cache: KVCache): this {
@@ -315,18 +326,28 @@ export class GPT {
   }
 
   /**
-   * The cache for a write of T positions at startPos for B rows, checked in every layer before
-   * anything is written: a rejected call changes nothing. The first call creates the seed's
-   * static cache, adopted only once the call is accepted.
+   * The cache for a write of T positions at startPos for B rows, checked in every layer (the
+   * rewind's crop included) and its memory reserved before anything is written: a rejected
+   * call changes nothing cached. The first call builds the cache `options.cache` names,
+   * adopted only once the call is accepted.
    */
   #prepareCache(B: number, startPos: number, T: number): void {
     const { nLayer, maxBatchSize, nKvHeads, headSize, blockSize } = this.config;
     const cache =
       this.#cache ??
-      new StaticKVCache({ nLayers: nLayer, maxBatchSize, nKvHeads, headSize, capacity: blockSize });
+      createCache(this.#cacheSpec, {
+        nLayers: nLayer,
+        maxBatchSize,
+        nKvHeads,
+        headSize,
+        blockSize,
+      });
     try {
       if (cache.isDisposed) throw new DisposedError('GPT: the cache given to useCache');
-      for (let layer = 0; layer < nLayer; layer++) cache.checkWrite(layer, B, startPos, T);
+      for (let layer = 0; layer < nLayer; layer++) {
+        cache.checkUpdate(layer, B, startPos, T, { crop: true, inPieces: true });
+      }
+      for (let layer = 0; layer < nLayer; layer++) cache.reserve(layer, B, startPos + T);
     } catch (e) {
       if (cache !== this.#cache) cache.dispose();
       throw e;
@@ -339,7 +360,7 @@ export class GPT {
   }
 
   #checkCache(cache: KVCache): void {
-    if (cache === null || typeof cache !== 'object' || typeof cache.checkWrite !== 'function') {
+    if (cache === null || typeof cache !== 'object' || typeof cache.update !== 'function') {
       throw new ValueError('GPT.useCache: expected a KVCache', { argument: 'cache', value: cache });
     }
     if (cache.isDisposed) throw new DisposedError('GPT.useCache: cache');
@@ -348,18 +369,18 @@ export class GPT {
       cache.nLayers < nLayer ||
       cache.nKvHeads !== nKvHeads ||
       cache.headSize !== headSize ||
-      cache.capacity < blockSize
+      (cache.maxPosition !== null && cache.maxPosition < blockSize)
     ) {
       throw new ShapeError(
-        `GPT.useCache: cache (layers=${cache.nLayers}, nkv=${cache.nKvHeads}, hs=${cache.headSize}, capacity=${cache.capacity}) ` +
+        `GPT.useCache: cache (layers=${cache.nLayers}, nkv=${cache.nKvHeads}, hs=${cache.headSize}, maxPosition=${cache.maxPosition}) ` +
           `does not fit this model (layers=${nLayer}, nkv=${nKvHeads}, hs=${headSize}, blockSize=${blockSize})`,
         {
           expected: [nLayer, maxBatchSize, nKvHeads, blockSize, headSize],
           actual: [
             cache.nLayers,
-            cache.maxBatchSize,
+            cache.maxBatchSize ?? -1,
             cache.nKvHeads,
-            cache.capacity,
+            cache.maxPosition ?? -1,
             cache.headSize,
           ],
         },

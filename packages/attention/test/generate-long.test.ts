@@ -1,3 +1,4 @@
+import type { CacheSpec } from '@kvkit/kv-cache';
 import { setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -9,16 +10,21 @@ import { setupBackend } from './support.ts';
 // generation must give exactly its token ids over 256 steps, greedy and seeded sampling. And
 // 1,000 generated tokens leave tf.memory().numTensors and the kvkit kernel heap flat.
 //
-// Strategies: only the static cache exists so far. TODO(kv-cache v2): run the same 256-step
-// comparison for DynamicKVCache (through gpt.useCache), and sliding/sink caches past blockSize
-// against crop-and-recompute, once they are on main.
+// Strategies: the static and dynamic caches keep every position, so they must equal the no-cache
+// path exactly. TODO(generation past blockSize): sliding-window and sink caches see only part
+// of the context; their generation past blockSize is to be compared with crop-and-recompute.
 
 beforeAll(setupBackend);
 
 /** A random GPT whose logits are spread enough that float noise cannot flip a greedy choice. */
-function randomModel(config: Partial<GPTConfig>, seed: number, scale: number): GPT {
+function randomModel(
+  config: Partial<GPTConfig>,
+  seed: number,
+  scale: number,
+  cache: CacheSpec = 'static',
+): GPT {
   setSeed(seed);
-  const gpt = new GPT({ ...GPT.getDefaultConfig(), ...config }).eval();
+  const gpt = new GPT({ ...GPT.getDefaultConfig(), ...config }, { cache }).eval();
   const sd = gpt.stateDict();
   const scaled = Object.fromEntries(
     Object.entries(sd).map(([n, t]) => [n, /ln_|bias/.test(n) ? t : tf.mul(t, scale)]),
@@ -28,66 +34,74 @@ function randomModel(config: Partial<GPTConfig>, seed: number, scale: number): G
   return gpt;
 }
 
-describe('cached and uncached generation agree over 256 steps (static cache)', () => {
-  const steps = 256;
-  const prompt = [
-    [3, 14, 15, 9],
-    [26, 5, 35, 8],
-  ];
-  let gpt: GPT;
-  beforeAll(() => {
-    // GQA (4 query heads, 2 key/value heads), blockSize 260 = prompt + 256.
-    gpt = randomModel(
-      {
-        nLayer: 2,
-        nHead: 4,
-        nKvHeads: 2,
-        nEmbd: 32,
-        vocabSize: 50,
-        blockSize: 260,
-        maxBatchSize: 2,
-      },
-      2024,
-      12,
-    );
-  });
-  afterAll(() => gpt.dispose());
+describe.each(['static', 'dynamic'] as const)(
+  'cached (%s cache) and uncached generation agree over 256 steps',
+  (cache) => {
+    const steps = 256;
+    const prompt = [
+      [3, 14, 15, 9],
+      [26, 5, 35, 8],
+    ];
+    let gpt: GPT;
+    beforeAll(() => {
+      // GQA (4 query heads, 2 key/value heads), blockSize 260 = prompt + 256.
+      gpt = randomModel(
+        {
+          nLayer: 2,
+          nHead: 4,
+          nKvHeads: 2,
+          nEmbd: 32,
+          vocabSize: 50,
+          blockSize: 260,
+          maxBatchSize: 2,
+        },
+        2024,
+        12,
+        cache,
+      );
+    });
+    afterAll(() => gpt.dispose());
 
-  test('greedy: identical token ids, and the choices are not near ties', async () => {
-    const cached = await gpt.generate(prompt, { maxNewTokens: steps, useKvCache: true });
-    const uncached = await gpt.generate(prompt, { maxNewTokens: steps, useKvCache: false });
-    expect(cached.tokens).toEqual(uncached.tokens);
-    expect(cached.tokens[0]).toHaveLength(4 + steps);
-    // Not a degenerate sequence: many different tokens.
-    for (const row of cached.newTokens) expect(new Set(row).size).toBeGreaterThan(10);
-    // The full no-cache forward of the final sequence gives every step's logits: the top-1 vs
-    // top-2 margins show that the equality above is not luck.
-    const idx = tf.tensor2d(Int32Array.from(cached.tokens.flat()), [2, 260], 'int32');
-    const logits = gpt.forward(idx).arraySync() as number[][][];
-    let margin = Number.POSITIVE_INFINITY;
-    for (let b = 0; b < 2; b++) {
-      for (let p = 3; p < 259; p++) {
-        const sorted = [...logits[b]![p]!].sort((x, y) => y - x);
-        margin = Math.min(margin, sorted[0]! - sorted[1]!);
-        expect(logits[b]![p]!.indexOf(sorted[0]!)).toBe(cached.tokens[b]![p + 1]);
+    test('greedy: identical token ids, and the choices are not near ties', async () => {
+      const cached = await gpt.generate(prompt, { maxNewTokens: steps, useKvCache: true });
+      expect(gpt.kvCache?.strategy).toBe(cache);
+      const uncached = await gpt.generate(prompt, { maxNewTokens: steps, useKvCache: false });
+      expect(cached.tokens).toEqual(uncached.tokens);
+      expect(cached.tokens[0]).toHaveLength(4 + steps);
+      // Not a degenerate sequence: many different tokens.
+      for (const row of cached.newTokens) expect(new Set(row).size).toBeGreaterThan(10);
+      // The full no-cache forward of the final sequence gives every step's logits: the top-1 vs
+      // top-2 margins show that the equality above is not luck.
+      const idx = tf.tensor2d(Int32Array.from(cached.tokens.flat()), [2, 260], 'int32');
+      const logits = gpt.forward(idx).arraySync() as number[][][];
+      let margin = Number.POSITIVE_INFINITY;
+      for (let b = 0; b < 2; b++) {
+        for (let p = 3; p < 259; p++) {
+          const sorted = [...logits[b]![p]!].sort((x, y) => y - x);
+          margin = Math.min(margin, sorted[0]! - sorted[1]!);
+          expect(logits[b]![p]!.indexOf(sorted[0]!)).toBe(cached.tokens[b]![p + 1]);
+        }
       }
-    }
-    console.log(`256-step greedy: smallest top-1 vs top-2 logit margin ${margin}`);
-    expect(margin).toBeGreaterThan(1e-4);
-    idx.dispose();
-  });
+      console.log(`256-step greedy: smallest top-1 vs top-2 logit margin ${margin}`);
+      expect(margin).toBeGreaterThan(1e-4);
+      idx.dispose();
+    });
 
-  test.each([
-    [0.8, 10],
-    [1.0, null],
-  ])('seeded sampling, temperature %s, topK %s: identical token ids', async (temperature, topK) => {
-    const options = { maxNewTokens: steps, doSample: true, temperature, topK, seed: 99 };
-    const cached = await gpt.generate(prompt, { ...options, useKvCache: true });
-    const uncached = await gpt.generate(prompt, { ...options, useKvCache: false });
-    expect(cached.tokens).toEqual(uncached.tokens);
-    for (const row of cached.newTokens) expect(new Set(row).size).toBeGreaterThan(10);
-  });
-});
+    test.each([
+      [0.8, 10],
+      [1.0, null],
+    ])(
+      'seeded sampling, temperature %s, topK %s: identical token ids',
+      async (temperature, topK) => {
+        const options = { maxNewTokens: steps, doSample: true, temperature, topK, seed: 99 };
+        const cached = await gpt.generate(prompt, { ...options, useKvCache: true });
+        const uncached = await gpt.generate(prompt, { ...options, useKvCache: false });
+        expect(cached.tokens).toEqual(uncached.tokens);
+        for (const row of cached.newTokens) expect(new Set(row).size).toBeGreaterThan(10);
+      },
+    );
+  },
+);
 
 describe('1,000 generated tokens: tensors and the kernel heap stay flat', () => {
   test.each([false, true])('doSample %s', async (doSample) => {

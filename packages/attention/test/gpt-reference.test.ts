@@ -47,7 +47,7 @@ describe.each(impls)('gpt_tiny, %s attention', (implementation) => {
       tf.dispose([idx, logits]);
     }
     measured[`${implementation} cached steps`] = worst;
-    expect(gpt.kvCache?.length()).toBe(10);
+    expect(gpt.kvCache?.seqLength()).toBe(10);
   });
 
   test('lastPositionOnly gives the last row of the full logits', () => {
@@ -127,12 +127,12 @@ describe.each(impls)('gpt_tiny, %s attention', (implementation) => {
   });
 
   test('with the cache past blockSize: a CacheCapacityError before anything runs', async () => {
-    const before = gpt.kvCache?.length() ?? 0;
+    const before = gpt.kvCache?.seqLength() ?? 0;
     await expect(
       gpt.generate(rows(tiny.prompt), {
         maxNewTokens: tiny.uncached_sliding_window.max_new_tokens,
       }),
     ).rejects.toThrow(CacheCapacityError);
-    expect(gpt.kvCache?.length() ?? 0).toBe(before);
+    expect(gpt.kvCache?.seqLength() ?? 0).toBe(before);
   });
 });

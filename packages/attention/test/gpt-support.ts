@@ -1,6 +1,6 @@
 // Helpers shared by the GPT tests: the PyTorch fixtures as models, token arrays, the kvkit
 // kernel heap's size.
-import { kernels } from '@kvkit/tensor-utils';
+import { defaultHeap } from '@kvkit/kv-cache';
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT, type GPTConfig } from '../src/index.ts';
 import tiny from './fixtures/gpt_tiny.json' with { type: 'json' };
@@ -51,9 +51,9 @@ export function maxDiff(actual: tf.Tensor, expected: TensorFixture): number {
 }
 
 /**
- * Bytes allocated in the kvkit kernel heap (where the static cache keeps its rows). The one place
- * the tests ask for it: the heap is moving from @kvkit/tensor-utils to @kvkit/kv-cache.
+ * Bytes allocated in the default kvkit kernel heap (where the caches keep their rows). The one
+ * place the GPT tests ask for it.
  */
 export function kernelHeapBytes(): number {
-  return kernels().heap.bytesAllocated();
+  return defaultHeap().bytesAllocated();
 }

@@ -1,4 +1,4 @@
-import { StaticKVCache } from '@kvkit/kv-cache';
+import { DynamicKVCache, StaticKVCache } from '@kvkit/kv-cache';
 import {
   CacheCapacityError,
   DisposedError,
@@ -10,7 +10,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type GenerateOptions, GPT, MODEL_TYPES } from '../src/index.ts';
-import { kernelHeapBytes, tiny, tinyConfig, tinyModel } from './gpt-support.ts';
+import { kernelHeapBytes, rows, tiny, tinyConfig, tinyModel } from './gpt-support.ts';
 import { setupBackend } from './support.ts';
 
 // Every rejected call is a typed error naming the offending values, made before anything
@@ -136,7 +136,8 @@ describe('forward and the cache', () => {
       [2, 5],
       'int32',
     );
-  const lengths = () => Array.from({ length: gpt.config.nLayer }, (_, l) => gpt.kvCache?.length(l));
+  const lengths = () =>
+    Array.from({ length: gpt.config.nLayer }, (_, l) => gpt.kvCache?.seqLength(l));
   beforeAll(() => {
     gpt = new GPT(tinyConfig({ maxBatchSize: 2 })).eval().loadStateDict(tiny.state_dict);
     const prompt = x();
@@ -276,13 +277,47 @@ describe('forward and the cache', () => {
     model.useCache(mine);
     expect(own.isDisposed).toBe(true);
     model.forward(idx, { useKvCache: true, startPos: 0 }).dispose();
-    expect(mine.length(1)).toBe(5);
+    expect(mine.seqLength(1)).toBe(5);
     model.dispose();
     expect(mine.isDisposed).toBe(false);
     const heap = kernelHeapBytes();
     mine.dispose();
     expect(kernelHeapBytes()).toBeLessThan(heap);
     idx.dispose();
+  });
+});
+
+describe('the cache option', () => {
+  test('names the strategy the model builds and shares between its blocks', () => {
+    const gpt = new GPT(tinyConfig(), { cache: { strategy: 'sliding-window', window: 8 } })
+      .eval()
+      .loadStateDict(tiny.state_dict);
+    const idx = tf.tensor2d([[1, 2, 3]], [1, 3], 'int32');
+    gpt.forward(idx, { useKvCache: true, startPos: 0 }).dispose();
+    expect(gpt.kvCache?.strategy).toBe('sliding-window');
+    for (const block of gpt.h) expect(block.attn.kvCache).toBe(gpt.kvCache);
+    idx.dispose();
+    gpt.dispose();
+  });
+
+  test('a bad spec is a ValueError before any weight exists', () => {
+    const count = tf.memory().numTensors;
+    expect(() => new GPT(tinyConfig(), { cache: 'ring' as never })).toThrow(ValueError);
+    expect(
+      () => new GPT(tinyConfig(), { cache: { strategy: 'sliding-window', window: 0 } }),
+    ).toThrow(ValueError);
+    expect(tf.memory().numTensors).toBe(count);
+  });
+
+  test('useCache takes an unbounded (dynamic) cache', async () => {
+    const gpt = tinyModel();
+    const cache = new DynamicKVCache({ nLayers: 2, nKvHeads: 2, headSize: 8 });
+    gpt.useCache(cache);
+    const { tokens } = await gpt.generate(rows(tiny.prompt), { maxNewTokens: 12 });
+    expect(tokens).toEqual(rows(tiny.greedy.tokens));
+    expect(cache.seqLength(1, 1)).toBe(15); // the last token is never fed back
+    gpt.dispose();
+    cache.dispose();
   });
 });
 
@@ -489,7 +524,7 @@ describe('generate: bad options are typed errors before anything runs', () => {
   ];
   test.each(cases)('%s', async (_, idx, options, type, message) => {
     const generator = getDefaultGenerator().getState();
-    const length = gpt.kvCache?.length() ?? null;
+    const length = gpt.kvCache?.seqLength() ?? null;
     const count = tf.memory().numTensors;
     const call = () =>
       gpt.generate(idx as number[][], { maxNewTokens: 3, ...options } as GenerateOptions);
@@ -500,7 +535,7 @@ describe('generate: bad options are typed errors before anything runs', () => {
       gpt.stream(idx as number[][], { maxNewTokens: 3, ...options } as GenerateOptions),
     ).toThrow(type);
     expect(getDefaultGenerator().getState()).toEqual(generator);
-    expect(gpt.kvCache?.length() ?? null).toBe(length);
+    expect(gpt.kvCache?.seqLength() ?? null).toBe(length);
     expect(tf.memory().numTensors).toBe(count);
   });
 

@@ -8,6 +8,7 @@ import { peerTorchScenario } from './peer-torch.ts';
 import { prefillScenario } from './prefill.ts';
 import { seedScenario } from './seed.ts';
 import { steadyScenario } from './steady.ts';
+import { strategiesScenario } from './strategies.ts';
 
 /** Every scenario, in the order a full run takes them (peer-torch reads the seed result). */
 export const scenarios: readonly ScenarioDefinition[] = [
@@ -18,6 +19,7 @@ export const scenarios: readonly ScenarioDefinition[] = [
   batchScenario,
   prefillScenario,
   steadyScenario,
+  strategiesScenario,
   backendsScenario,
   peerTorchScenario,
 ];
