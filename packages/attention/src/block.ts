@@ -115,3 +115,16 @@ export class Block {
     this.mlp.dispose();
   }
 }
+
+/** Block i's values under the block's own names (`ln_1.weight`, `attn.c_attn.weight`, ...). */
+export function blockValues(
+  values: ReadonlyMap<string, Float32Array>,
+  i: number,
+): Map<string, Float32Array> {
+  const prefix = `transformer.h.${i}.`;
+  const out = new Map<string, Float32Array>();
+  for (const [name, v] of values) {
+    if (name.startsWith(prefix)) out.set(name.slice(prefix.length), v);
+  }
+  return out;
+}

@@ -1,14 +1,12 @@
 import { type CacheSpec, checkCacheSpec, createCache, type KVCache } from '@kvkit/kv-cache';
 import {
-  CacheCapacityError,
   DisposedError,
   type Generator,
   getDefaultGenerator,
-  ShapeError,
   ValueError,
 } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
-import { Block } from './block.ts';
+import { Block, blockValues } from './block.ts';
 import type { ForwardOptions } from './causal-self-attention.ts';
 import { defaultGPTConfig, type GPTConfig, type GPTDims, gptDims, MODEL_TYPES } from './config.ts';
 import { dropout } from './dropout.ts';
@@ -21,6 +19,7 @@ import {
   streamTokens,
   type TokenStep,
 } from './generate.ts';
+import { checkModelCache, checkPositions } from './gpt-checks.ts';
 import { checkIdx } from './idx.ts';
 import { gptInitValues, gptParameterShapes } from './init.ts';
 import { LayerNorm } from './layer-norm.ts';
@@ -200,35 +199,8 @@ export class GPT {
     const { useKvCache = false, startPos = 0, lastPositionOnly = false } = options;
     const [B, T] = checkIdx(idx, this.config.vocabSize, 'GPT.forward');
     const { blockSize, nEmbd: C, vocabSize } = this.config;
-    if (!useKvCache) {
-      if (startPos !== 0) {
-        throw new ValueError(`GPT.forward: startPos ${startPos} needs useKvCache: true`, {
-          argument: 'startPos',
-          value: startPos,
-        });
-      }
-      if (T > blockSize) {
-        throw new ShapeError(`GPT.forward: T = ${T} exceeds blockSize ${blockSize}`, {
-          expected: `T <= ${blockSize}`,
-          actual: idx.shape,
-        });
-      }
-    } else {
-      if (!Number.isSafeInteger(startPos) || startPos < 0) {
-        throw new ValueError(
-          `GPT.forward: startPos must be a non-negative integer, got ${startPos}`,
-          {
-            argument: 'startPos',
-            value: startPos,
-          },
-        );
-      }
-      if (startPos + T > blockSize) {
-        throw new CacheCapacityError(
-          `GPT.forward: startPos + T = ${startPos} + ${T} exceeds blockSize ${blockSize} (the position embeddings)`,
-          { capacity: blockSize, requested: startPos + T },
-        );
-      }
+    checkPositions(useKvCache, startPos, [B, T], blockSize);
+    if (useKvCache) {
       this.#prepareCache(B, startPos, T);
     }
     const training = this.#training;
@@ -344,6 +316,7 @@ export class GPT {
       });
     try {
       if (cache.isDisposed) throw new DisposedError('GPT: the cache given to useCache');
+      if (cache !== this.#cache) this.#checkCache(cache); // a cache function's result must fit
       for (let layer = 0; layer < nLayer; layer++) {
         cache.checkUpdate(layer, B, startPos, T, { crop: true, inPieces: true });
       }
@@ -360,47 +333,10 @@ export class GPT {
   }
 
   #checkCache(cache: KVCache): void {
-    if (cache === null || typeof cache !== 'object' || typeof cache.update !== 'function') {
-      throw new ValueError('GPT.useCache: expected a KVCache', { argument: 'cache', value: cache });
-    }
-    if (cache.isDisposed) throw new DisposedError('GPT.useCache: cache');
-    const { nLayer, nKvHeads, headSize, blockSize, maxBatchSize } = this.config;
-    if (
-      cache.nLayers < nLayer ||
-      cache.nKvHeads !== nKvHeads ||
-      cache.headSize !== headSize ||
-      (cache.maxPosition !== null && cache.maxPosition < blockSize)
-    ) {
-      throw new ShapeError(
-        `GPT.useCache: cache (layers=${cache.nLayers}, nkv=${cache.nKvHeads}, hs=${cache.headSize}, maxPosition=${cache.maxPosition}) ` +
-          `does not fit this model (layers=${nLayer}, nkv=${nKvHeads}, hs=${headSize}, blockSize=${blockSize})`,
-        {
-          expected: [nLayer, maxBatchSize, nKvHeads, blockSize, headSize],
-          actual: [
-            cache.nLayers,
-            cache.maxBatchSize ?? -1,
-            cache.nKvHeads,
-            cache.maxPosition ?? -1,
-            cache.headSize,
-          ],
-        },
-      );
-    }
+    checkModelCache(cache, this.config, 'GPT.useCache');
   }
 
   #alive(): void {
     if (this.#disposed) throw new DisposedError('GPT');
   }
-}
-
-/** Block i's values under the block's own names (`ln_1.weight`, `attn.c_attn.weight`, ...). */
-function blockValues(
-  values: ReadonlyMap<string, Float32Array>,
-  i: number,
-): Map<string, Float32Array> {
-  const prefix = `transformer.h.${i}.`;
-  const out = new Map<string, Float32Array>();
-  for (const [name, v] of values)
-    if (name.startsWith(prefix)) out.set(name.slice(prefix.length), v);
-  return out;
 }
