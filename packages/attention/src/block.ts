@@ -1,7 +1,7 @@
 import { getDefaultGenerator } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { CausalSelfAttention, type ForwardOptions } from './causal-self-attention.ts';
-import type { GPTDims } from './config.ts';
+import type { GPTDimensions } from './config.ts';
 import { dropout } from './dropout.ts';
 import { LayerNorm } from './layer-norm.ts';
 import { MLP } from './mlp.ts';
@@ -26,7 +26,7 @@ export class Block {
   readonly #residPdrop: number;
 
   constructor(
-    dims: GPTDims,
+    dims: GPTDimensions,
     layer: number,
     values: BlockValues,
     implementation: 'kernel' | 'reference',

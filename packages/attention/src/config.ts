@@ -147,7 +147,7 @@ export function attentionDims(config: Partial<GPTConfig>): AttentionDims {
 }
 
 /** The numbers a whole GPT needs, checked and derived once (the attention ones included). */
-export interface GPTDims extends AttentionDims {
+export interface GPTDimensions extends AttentionDims {
   /** The config's model type (`gpt` or null for explicit sizes). */
   modelType: string | null;
   nLayer: number;
@@ -166,7 +166,7 @@ const MAX_TENSOR_ELEMENTS = 2 ** 29;
  * @example
  * gptDims({ ...defaultGPTConfig(), modelType: 'gpt-nano', vocabSize: 65, blockSize: 64 }).headSize; // 16
  */
-export function gptDims(config: Partial<GPTConfig>): GPTDims {
+export function gptDims(config: Partial<GPTConfig>): GPTDimensions {
   if (config === null || typeof config !== 'object') {
     throw new ValueError(`config must be an object, got ${String(config)}`, {
       argument: 'config',

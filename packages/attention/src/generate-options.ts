@@ -62,7 +62,7 @@ const busyError = () =>
  * crop-and-recompute (the no-cache path) before it is allowed here.
  */
 function cachedSequenceLimit(model: GPT): number {
-  return model.config.blockSize;
+  return model.dims.blockSize;
 }
 
 /**
@@ -87,7 +87,7 @@ export function checkGenerateOptions(
       `unknown options [${unknown.join(', ')}]; known: ${[...KNOWN].join(', ')}`,
     );
   }
-  const { vocabSize: V, blockSize } = model.config;
+  const { vocabSize: V, blockSize } = model.dims;
   const rows = promptRows(idx, V, 'generate');
   const B = rows.length;
   const T = rows[0]!.length;
@@ -171,7 +171,7 @@ export function checkGenerateOptions(
       );
     }
     // The model's cache, or the one its first cached forward builds (at most maxBatchSize rows).
-    const rowsHeld = model.kvCache ? model.kvCache.maxBatchSize : model.config.maxBatchSize;
+    const rowsHeld = model.kvCache ? model.kvCache.maxBatchSize : model.dims.maxBatchSize;
     if (rowsHeld !== null && B > rowsHeld) {
       throw new CacheCapacityError(
         `generate: batch ${B} exceeds the cache's maxBatchSize ${rowsHeld}`,

@@ -141,7 +141,7 @@ async function* run(model: GPT, plan: GeneratePlan): AsyncGenerator<TokenStep, G
   busy.add(model);
   const B = rows.length;
   const T = rows[0]!.length;
-  const { vocabSize: V, blockSize } = model.config;
+  const { vocabSize: V, blockSize } = model.dims;
   const sequences = rows.map((r) => [...r]); // what the model has seen and will see, per row
   const newTokens: number[][] = rows.map(() => []);
   const stopped = rows.map(() => false);

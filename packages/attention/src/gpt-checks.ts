@@ -1,6 +1,6 @@
 import type { KVCache } from '@kvkit/kv-cache';
 import { CacheCapacityError, DisposedError, ShapeError, ValueError } from '@kvkit/tensor-utils';
-import type { GPTDims } from './config.ts';
+import type { GPTDimensions } from './config.ts';
 
 /**
  * The positions a GPT forward of T tokens at `startPos` may take: without the cache, startPos 0
@@ -46,7 +46,11 @@ export function checkPositions(
  * Whether `cache` can serve every block of a model: a KVCache, alive, with at least nLayer
  * layers, the model's key/value heads and head size, and positions up to blockSize.
  */
-export function checkModelCache(cache: KVCache, dims: Readonly<GPTDims>, where: string): void {
+export function checkModelCache(
+  cache: KVCache,
+  dims: Readonly<GPTDimensions>,
+  where: string,
+): void {
   if (cache === null || typeof cache !== 'object' || typeof cache.update !== 'function') {
     throw new ValueError(`${where}: expected a KVCache`, { argument: 'cache', value: cache });
   }

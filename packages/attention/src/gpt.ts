@@ -8,7 +8,13 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { Block, blockValues } from './block.ts';
 import type { ForwardOptions } from './causal-self-attention.ts';
-import { defaultGPTConfig, type GPTConfig, type GPTDims, gptDims, MODEL_TYPES } from './config.ts';
+import {
+  defaultGPTConfig,
+  type GPTConfig,
+  type GPTDimensions,
+  gptDims,
+  MODEL_TYPES,
+} from './config.ts';
 import { dropout } from './dropout.ts';
 import { Embedding } from './embedding.ts';
 import {
@@ -83,8 +89,8 @@ export class GPT {
   /** minGPT's `model_type` table: nLayer, nHead and nEmbd by name. */
   static readonly modelTypes = MODEL_TYPES;
 
-  /** The resolved, checked config (model types expanded, nKvHeads and headSize derived). */
-  readonly config: Readonly<GPTDims>;
+  /** The resolved, checked sizes (model types expanded, nKvHeads and headSize derived), as `CausalSelfAttention.dims`. */
+  readonly dims: Readonly<GPTDimensions>;
   readonly implementation: 'kernel' | 'reference';
   readonly wte: Embedding;
   readonly wpe: Embedding;
@@ -98,7 +104,7 @@ export class GPT {
   #disposed = false;
 
   constructor(config: Partial<GPTConfig>, options: GPTOptions = {}) {
-    this.config = Object.freeze(gptDims(config));
+    this.dims = Object.freeze(gptDims(config));
     this.implementation = options.implementation ?? 'kernel';
     if (this.implementation !== 'kernel' && this.implementation !== 'reference') {
       throw new ValueError(
@@ -108,12 +114,12 @@ export class GPT {
     }
     this.#cacheSpec = options.cache ?? 'static';
     checkCacheSpec(this.#cacheSpec); // a bad spec fails here, before any weight exists
-    const { nEmbd: C, vocabSize, blockSize, nLayer } = this.config;
+    const { nEmbd: C, vocabSize, blockSize, nLayer } = this.dims;
     const values = options.weights
       ? new Map(
-          Object.entries(readStateDict(options.weights, gptParameterShapes(this.config), 'GPT')),
+          Object.entries(readStateDict(options.weights, gptParameterShapes(this.dims), 'GPT')),
         )
-      : gptInitValues(this.config, options.generator ?? getDefaultGenerator());
+      : gptInitValues(this.dims, options.generator ?? getDefaultGenerator());
     const made: { dispose(): void }[] = [];
     const track = <M extends { dispose(): void }>(m: M): M => {
       made.push(m);
@@ -124,7 +130,7 @@ export class GPT {
       this.wpe = track(new Embedding(blockSize, C, values.get('transformer.wpe.weight')!));
       const blocks: Block[] = [];
       for (let i = 0; i < nLayer; i++) {
-        const block = new Block(this.config, i, blockValues(values, i), this.implementation);
+        const block = new Block(this.dims, i, blockValues(values, i), this.implementation);
         blocks.push(track(block));
       }
       this.h = Object.freeze(blocks);
@@ -197,8 +203,8 @@ export class GPT {
   forward(idx: tf.Tensor, options: GPTForwardOptions = {}): tf.Tensor3D {
     this.#alive();
     const { useKvCache = false, startPos = 0, lastPositionOnly = false } = options;
-    const [B, T] = checkIdx(idx, this.config.vocabSize, 'GPT.forward');
-    const { blockSize, nEmbd: C, vocabSize } = this.config;
+    const [B, T] = checkIdx(idx, this.dims.vocabSize, 'GPT.forward');
+    const { blockSize, nEmbd: C, vocabSize } = this.dims;
     checkPositions(useKvCache, startPos, [B, T], blockSize);
     if (useKvCache) {
       this.#prepareCache(B, startPos, T);
@@ -210,7 +216,7 @@ export class GPT {
         'int32',
       );
       let x = tf.add(this.wte.apply(idx), this.wpe.apply(positions)) as tf.Tensor3D; // (B, T, C)
-      if (training) x = dropout(x, this.config.embdPdrop, getDefaultGenerator()) as tf.Tensor3D;
+      if (training) x = dropout(x, this.dims.embdPdrop, getDefaultGenerator()) as tf.Tensor3D;
       for (const block of this.h) x = block.forward(x, { useKvCache, startPos }, training);
       const t = lastPositionOnly ? 1 : T;
       if (lastPositionOnly) x = tf.slice(x, [0, T - 1, 0], [B, 1, C]); // (B, 1, C)
@@ -251,12 +257,12 @@ export class GPT {
 
   /** Each parameter's shape under minGPT's names, in `named_parameters()` order. */
   parameterShapes(): Record<string, readonly number[]> {
-    return { ...gptParameterShapes(this.config) };
+    return { ...gptParameterShapes(this.dims) };
   }
 
   /** The number of parameters (as minGPT counts them, lm_head included). */
   numParameters(): number {
-    return Object.values(gptParameterShapes(this.config)).reduce(
+    return Object.values(gptParameterShapes(this.dims)).reduce(
       (sum, shape) => sum + shape.reduce((a, b) => a * b, 1),
       0,
     );
@@ -271,7 +277,7 @@ export class GPT {
   loadStateDict(dict: StateDict): this {
     this.#alive();
     const values = new Map(
-      Object.entries(readStateDict(dict, gptParameterShapes(this.config), 'GPT')),
+      Object.entries(readStateDict(dict, gptParameterShapes(this.dims), 'GPT')),
     );
     const get = (name: string) => values.get(name)!;
     this.wte.load(get('transformer.wte.weight'));
@@ -304,7 +310,7 @@ export class GPT {
    * adopted only once the call is accepted.
    */
   #prepareCache(B: number, startPos: number, T: number): void {
-    const { nLayer, maxBatchSize, nKvHeads, headSize, blockSize } = this.config;
+    const { nLayer, maxBatchSize, nKvHeads, headSize, blockSize } = this.dims;
     const cache =
       this.#cache ??
       createCache(this.#cacheSpec, {
@@ -333,7 +339,7 @@ export class GPT {
   }
 
   #checkCache(cache: KVCache): void {
-    checkModelCache(cache, this.config, 'GPT.useCache');
+    checkModelCache(cache, this.dims, 'GPT.useCache');
   }
 
   #alive(): void {

@@ -9,7 +9,7 @@ export {
   type AttentionDims,
   defaultGPTConfig,
   type GPTConfig,
-  type GPTDims,
+  type GPTDimensions,
   gptDims,
   MODEL_TYPES,
   type ModelType,

@@ -1,5 +1,5 @@
 import type { Generator } from '@kvkit/tensor-utils';
-import type { GPTDims } from './config.ts';
+import type { GPTDimensions } from './config.ts';
 
 /**
  * `n` normal samples N(0, std^2) by the Box-Muller transform, two per pair of 32-bit outputs of
@@ -28,7 +28,10 @@ export function normalValues(n: number, std: number, generator: Generator): Floa
  * init: Linear weights and embeddings ~ N(0, 0.02), biases 0, LayerNorm weight 1 and bias 0,
  * then every `c_proj.weight` ~ N(0, 0.02 / sqrt(2 * nLayer)) (GPT-2's scaled residual init).
  */
-export function gptInitValues(dims: GPTDims, generator: Generator): Map<string, Float32Array> {
+export function gptInitValues(
+  dims: GPTDimensions,
+  generator: Generator,
+): Map<string, Float32Array> {
   const projStd = 0.02 / Math.sqrt(2 * dims.nLayer);
   const out = new Map<string, Float32Array>();
   for (const [name, shape] of Object.entries(gptParameterShapes(dims))) {
@@ -41,7 +44,7 @@ export function gptInitValues(dims: GPTDims, generator: Generator): Map<string, 
 }
 
 /** Every parameter's shape under minGPT's names, in `named_parameters()` order. */
-export function gptParameterShapes(dims: GPTDims): Record<string, readonly number[]> {
+export function gptParameterShapes(dims: GPTDimensions): Record<string, readonly number[]> {
   const { nEmbd: C, nKvHeads, headSize, nLayer, vocabSize, blockSize } = dims;
   const qkv = C + 2 * nKvHeads * headSize;
   const shapes: Record<string, readonly number[]> = Object.create(null);

@@ -30,7 +30,7 @@ test('is the file the fixture was made from, small enough to ship', () => {
 });
 
 test("gpt-nano from the file's metadata, with its character tokenizer", () => {
-  expect(model.config).toMatchObject({
+  expect(model.dims).toMatchObject({
     nLayer: 3,
     nHead: 3,
     nEmbd: 48,

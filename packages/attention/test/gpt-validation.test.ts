@@ -62,7 +62,7 @@ describe('config', () => {
       vocabSize: 7,
       blockSize: 8,
     });
-    expect(gpt.config).toMatchObject({ nLayer: 3, nHead: 3, nEmbd: 48, nKvHeads: 1, headSize: 16 });
+    expect(gpt.dims).toMatchObject({ nLayer: 3, nHead: 3, nEmbd: 48, nKvHeads: 1, headSize: 16 });
     expect(gpt.stateDict()['transformer.h.0.attn.c_attn.weight']!.shape).toEqual([48 + 2 * 16, 48]);
     expect(gpt.h[2]!.attn.layer).toBe(2);
     // wte + wpe + 3 blocks + ln_f + lm_head, as minGPT counts
@@ -137,7 +137,7 @@ describe('forward and the cache', () => {
       'int32',
     );
   const lengths = () =>
-    Array.from({ length: gpt.config.nLayer }, (_, l) => gpt.kvCache?.seqLength(l));
+    Array.from({ length: gpt.dims.nLayer }, (_, l) => gpt.kvCache?.seqLength(l));
   beforeAll(() => {
     gpt = new GPT(tinyConfig({ maxBatchSize: 2 })).eval().loadStateDict(tiny.state_dict);
     const prompt = x();

@@ -76,7 +76,7 @@ describe.each(files)('%s', (name) => {
       const gpt = await loadGPT(source, { config: { nHead: hf.mingpt_config.n_head } });
       try {
         expect(gpt.training).toBe(false);
-        expect(gpt.config).toMatchObject({
+        expect(gpt.dims).toMatchObject({
           nLayer: 2,
           nHead: 2,
           nKvHeads: 2,

@@ -65,7 +65,7 @@ const config: Partial<GPTConfig> = {
 // (in, out) while training, so the forward's matMuls take the fast untransposed path.
 setSeed(0);
 const init = new GPT(config);
-const { nLayer, nHead, nEmbd: C, blockSize: T, vocabSize: V } = init.config;
+const { nLayer, nHead, nEmbd: C, blockSize: T, vocabSize: V } = init.dims;
 const hs = C / nHead;
 const isLinearWeight = (name: string) =>
   /(c_attn|c_proj|c_fc)\.weight$|lm_head\.weight$/.test(name);

@@ -137,9 +137,9 @@ export async function loadCharModel(
       );
     }
     const tokenizer = new CharTokenizer(saved.chars);
-    if (tokenizer.vocabSize !== model.config.vocabSize) {
+    if (tokenizer.vocabSize !== model.dims.vocabSize) {
       throw new ValueError(
-        `loadCharModel: the tokenizer has ${tokenizer.vocabSize} characters, the model ${model.config.vocabSize} ids`,
+        `loadCharModel: the tokenizer has ${tokenizer.vocabSize} characters, the model ${model.dims.vocabSize} ids`,
         { argument: 'source', value: tokenizer.vocabSize },
       );
     }
