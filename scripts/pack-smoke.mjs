@@ -31,6 +31,9 @@ const expectedFirstRand = 0.8822692632675171;
 /** The first row the seed notebook prints for CausalSelfAttention's output (cell 5). */
 const expectedFirstRow = 'tensor([[[-0.2179,  0.4357,  0.3333,  0.0294, -0.0310, -0.0278],';
 
+/** PyTorch's text for the shipped model, seed 42 (packages/attention/test/fixtures/genesis_char_generation.json). */
+const expectedGenesisText = 'And God said unto Jacob.\nAnd Abraham said, Lot I am gave be thee';
+
 const { record, step, writeReport, seconds, results } = createRecorder('pack-smoke', reportPath);
 
 /** The .js files under `dir` with an `await` outside every function (parsed by TypeScript). */
@@ -73,6 +76,7 @@ async function attempt(name, fn) {
 
 const expectedFirstRand = ${JSON.stringify(expectedFirstRand)};
 const expectedFirstRow = ${JSON.stringify(expectedFirstRow)};
+const expectedGenesisText = ${JSON.stringify(expectedGenesisText)};
 
 const tu = await attempt('import @kvkit/tensor-utils', () => import('@kvkit/tensor-utils'));
 const kv = await attempt('import @kvkit/kv-cache', () => import('@kvkit/kv-cache'));
@@ -128,6 +132,25 @@ if (tu && tf) {
         check("mha.cacheK shape is [64, 1, 8, 6], the notebook's cache_k shape",
           JSON.stringify(cacheK?.shape) === '[64,1,8,6]', JSON.stringify(cacheK?.shape));
       }
+    }
+    // The Generating text page: the shipped model (a file under the package's models/ export)
+    // and GPT-2's tokenizer (the js-tiktoken dependency), as installed from the tarball.
+    const loaded = await attempt('loadCharModel(the shipped models/genesis-char.safetensors)', () =>
+      att.loadCharModel(import.meta.resolve('@kvkit/attention/models/genesis-char.safetensors')));
+    if (loaded) {
+      const prompt = loaded.tokenizer.encode('And God said');
+      const result = await attempt('generate 52 sampled tokens with the cache (seed 42)', () =>
+        loaded.model.generate([prompt], { maxNewTokens: 52, doSample: true, temperature: 0.8, topK: 10, seed: 42 }));
+      if (result) {
+        const text = loaded.tokenizer.decode(result.tokens[0]);
+        check("the generated text is PyTorch's for the same seed", text === expectedGenesisText,
+          'got ' + JSON.stringify(text));
+      }
+    }
+    const gpt2 = await attempt('loadGpt2Tokenizer()', () => att.loadGpt2Tokenizer());
+    if (gpt2) {
+      const ids = gpt2.encode('Hello, world!');
+      check("GPT-2's BPE encodes 'Hello, world!' as [15496, 11, 995, 0]", ids.join() === '15496,11,995,0', ids.join());
     }
   }
 }

@@ -25,6 +25,7 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
       { text: 'The seed notebook', link: '/guide/seed-notebook' },
       { text: 'Why a KV cache', link: '/guide/why-kv-cache' },
       { text: 'How it works', link: '/guide/how-it-works' },
+      { text: 'Generating text', link: '/guide/generation' },
     ],
   },
   {

@@ -24,33 +24,62 @@ export interface GPTConfig {
 }
 
 /**
- * GPT. In this release it carries the fork's configuration; the full model with KV-cached
- * generation builds on `CausalSelfAttention` in a later release.
+ * A fresh copy of the fork's defaults (`GPT.get_default_config()`): the sizes are null and must be
+ * set (or come from `modelType`) before a model is built; `GPT.getDefaultConfig()` returns this.
+ *
+ * @example
+ * const config = { ...defaultGPTConfig(), nHead: 1, nEmbd: 6, blockSize: 8 };
  */
-// biome-ignore lint/complexity/noStaticOnlyClass: the name mirrors minGPT's `GPT.get_default_config()`.
-export class GPT {
-  /**
-   * A fresh copy of the fork's defaults.
-   *
-   * @example
-   * const config = { ...GPT.getDefaultConfig(), nHead: 1, nEmbd: 6, blockSize: 8 };
-   */
-  static getDefaultConfig(): GPTConfig {
-    return {
-      modelType: 'gpt',
-      nLayer: null,
-      nHead: null,
-      nKvHeads: null, // null = as many key/value heads as query heads
-      nEmbd: null,
-      vocabSize: null,
-      blockSize: null,
-      embdPdrop: 0.1,
-      residPdrop: 0.1,
-      attnPdrop: 0.1,
-      maxBatchSize: 64, // rows the static cache preallocates
-    };
-  }
+export function defaultGPTConfig(): GPTConfig {
+  return {
+    modelType: 'gpt',
+    nLayer: null,
+    nHead: null,
+    nKvHeads: null, // null = as many key/value heads as query heads
+    nEmbd: null,
+    vocabSize: null,
+    blockSize: null,
+    embdPdrop: 0.1,
+    residPdrop: 0.1,
+    attnPdrop: 0.1,
+    maxBatchSize: 64, // rows the static cache preallocates
+  };
 }
+
+/** The names in minGPT's `model_type` table. */
+export type ModelType =
+  | 'openai-gpt'
+  | 'gpt2'
+  | 'gpt2-medium'
+  | 'gpt2-large'
+  | 'gpt2-xl'
+  | 'gopher-44m'
+  | 'gpt-mini'
+  | 'gpt-micro'
+  | 'gpt-nano';
+
+/**
+ * minGPT's `model_type` table: each name sets nLayer, nHead and nEmbd (vocabSize and blockSize
+ * still come from the config: GPT-2's are 50257 and 1024).
+ *
+ * @example
+ * MODEL_TYPES['gpt-nano']; // { nLayer: 3, nHead: 3, nEmbd: 48 }
+ */
+export const MODEL_TYPES: Readonly<
+  Record<ModelType, Readonly<{ nLayer: number; nHead: number; nEmbd: number }>>
+> = Object.freeze({
+  // names follow Hugging Face's
+  'openai-gpt': Object.freeze({ nLayer: 12, nHead: 12, nEmbd: 768 }), // 117M params
+  gpt2: Object.freeze({ nLayer: 12, nHead: 12, nEmbd: 768 }), // 124M params
+  'gpt2-medium': Object.freeze({ nLayer: 24, nHead: 16, nEmbd: 1024 }), // 350M params
+  'gpt2-large': Object.freeze({ nLayer: 36, nHead: 20, nEmbd: 1280 }), // 774M params
+  'gpt2-xl': Object.freeze({ nLayer: 48, nHead: 25, nEmbd: 1600 }), // 1558M params
+  'gopher-44m': Object.freeze({ nLayer: 8, nHead: 16, nEmbd: 512 }),
+  // minGPT's own tiny models
+  'gpt-mini': Object.freeze({ nLayer: 6, nHead: 6, nEmbd: 192 }),
+  'gpt-micro': Object.freeze({ nLayer: 4, nHead: 4, nEmbd: 128 }),
+  'gpt-nano': Object.freeze({ nLayer: 3, nHead: 3, nEmbd: 48 }),
+});
 
 /** The numbers an attention layer needs, checked and derived once. */
 export interface AttentionDims {
@@ -115,4 +144,90 @@ export function attentionDims(config: Partial<GPTConfig>): AttentionDims {
     attnPdrop: rate('attnPdrop'),
     residPdrop: rate('residPdrop'),
   };
+}
+
+/** The numbers a whole GPT needs, checked and derived once (the attention ones included). */
+export interface GPTDimensions extends AttentionDims {
+  /** The config's model type (`gpt` or null for explicit sizes). */
+  modelType: string | null;
+  nLayer: number;
+  vocabSize: number;
+  embdPdrop: number;
+}
+
+/** Largest element count of one parameter tensor (2^29 floats = 2 GiB): a bigger one cannot fit the wasm heap. */
+const MAX_TENSOR_ELEMENTS = 2 ** 29;
+
+/**
+ * Resolves a GPT config as minGPT does: a known `modelType` sets nLayer, nHead and nEmbd
+ * (explicit values must then agree with the table); `gpt` or null means explicit sizes. Throws a
+ * ValueError naming the first bad field.
+ *
+ * @example
+ * gptDims({ ...defaultGPTConfig(), modelType: 'gpt-nano', vocabSize: 65, blockSize: 64 }).headSize; // 16
+ */
+export function gptDims(config: Partial<GPTConfig>): GPTDimensions {
+  if (config === null || typeof config !== 'object') {
+    throw new ValueError(`config must be an object, got ${String(config)}`, {
+      argument: 'config',
+      value: config,
+    });
+  }
+  const modelType = config.modelType ?? null;
+  const sizes: Partial<GPTConfig> = {};
+  if (modelType !== null && modelType !== 'gpt') {
+    if (typeof modelType !== 'string' || !Object.hasOwn(MODEL_TYPES, modelType)) {
+      throw new ValueError(
+        `config.modelType '${String(modelType)}' is not one of gpt, ${Object.keys(MODEL_TYPES).join(', ')}`,
+        { argument: 'modelType', value: modelType },
+      );
+    }
+    const table = MODEL_TYPES[modelType as ModelType];
+    for (const key of ['nLayer', 'nHead', 'nEmbd'] as const) {
+      const given = config[key];
+      if (given !== null && given !== undefined && given !== table[key]) {
+        throw new ValueError(
+          `config.${key} = ${String(given)} disagrees with modelType '${modelType}' (${table[key]}); give one or the other`,
+          { argument: key, value: given },
+        );
+      }
+      sizes[key] = table[key];
+    }
+  }
+  const merged = { ...config, ...sizes };
+  const positive = (argument: 'nLayer' | 'vocabSize'): number => {
+    const value = merged[argument];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+      throw new ValueError(`config.${argument} must be a positive integer, got ${String(value)}`, {
+        argument,
+        value,
+      });
+    }
+    return value;
+  };
+  const nLayer = positive('nLayer');
+  const vocabSize = positive('vocabSize');
+  const attention = attentionDims(merged);
+  const embdPdrop = merged.embdPdrop ?? 0;
+  if (!(embdPdrop >= 0 && embdPdrop < 1)) {
+    throw new ValueError(`config.embdPdrop must be in [0, 1), got ${embdPdrop}`, {
+      argument: 'embdPdrop',
+      value: embdPdrop,
+    });
+  }
+  const { nEmbd: C, blockSize } = attention;
+  const largest: [string, number][] = [
+    ['vocabSize * nEmbd', vocabSize * C],
+    ['blockSize * nEmbd', blockSize * C],
+    ['4 * nEmbd * nEmbd', 4 * C * C],
+  ];
+  for (const [what, size] of largest) {
+    if (size > MAX_TENSOR_ELEMENTS) {
+      throw new ValueError(
+        `config: ${what} = ${size} elements in one parameter exceeds ${MAX_TENSOR_ELEMENTS}`,
+        { argument: what.split(' ')[0]!, value: size },
+      );
+    }
+  }
+  return { ...attention, modelType, nLayer, vocabSize, embdPdrop };
 }

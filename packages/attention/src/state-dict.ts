@@ -1,4 +1,4 @@
-import { ShapeError, ValueError } from '@kvkit/tensor-utils';
+import { DisposedError, DTypeError, ShapeError, ValueError } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** A parameter as a tensor or as `{ shape, data }` (row-major), the reference files' format. */
@@ -7,9 +7,11 @@ export type StateDict = Record<string, StateDictEntry>;
 
 /**
  * Checks a state dict against the expected names and shapes (strict, like torch's
- * `load_state_dict`): every name present, no unknown names, every shape exact, every value
- * finite-or-not but numeric. Returns the values as float32 copies, or throws naming the
- * first problem. Reads nothing it does not return and changes nothing.
+ * `load_state_dict`): every name present as an own key, no unknown names (a key that names an
+ * `Object.prototype` member, such as `constructor` or `__proto__`, is always rejected), every
+ * shape exact, every tensor float32 and alive, every value a number (NaN and Infinity load, as in
+ * torch; strings, bigints and other non-numbers do not). Returns the values as float32 copies, or
+ * throws naming the first problem. Reads nothing it does not return and changes nothing.
  */
 export function readStateDict(
   dict: StateDict,
@@ -26,8 +28,15 @@ export function readStateDict(
     );
   }
   const names = Object.keys(expected);
-  const missing = names.filter((n) => !(n in dict));
-  const unexpected = Object.keys(dict).filter((n) => !(n in expected));
+  const prototypeNamed = Object.keys(dict).filter((n) => n in Object.prototype);
+  if (prototypeNamed.length > 0) {
+    throw new ValueError(
+      `${owner}.loadStateDict: keys [${prototypeNamed.join(', ')}] name Object.prototype members, not parameters`,
+      { argument: 'dict', value: prototypeNamed },
+    );
+  }
+  const missing = names.filter((n) => !Object.hasOwn(dict, n));
+  const unexpected = Object.keys(dict).filter((n) => !Object.hasOwn(expected, n));
   if (missing.length > 0 || unexpected.length > 0) {
     throw new ValueError(
       `${owner}.loadStateDict: missing keys [${missing.join(', ')}], unexpected keys [${unexpected.join(', ')}]`,
@@ -50,6 +59,15 @@ export function readStateDict(
       );
     }
     const size = want.reduce((p, d) => p * d, 1);
+    if (entry instanceof tf.Tensor) {
+      if (entry.isDisposed) throw new DisposedError(`${owner}.loadStateDict: tensor '${name}'`);
+      if (entry.dtype !== 'float32') {
+        throw new DTypeError(
+          `${owner}.loadStateDict: '${name}' must be float32, got ${entry.dtype}`,
+          { expected: 'float32', actual: entry.dtype },
+        );
+      }
+    }
     const data = entry instanceof tf.Tensor ? entry.dataSync() : entry.data;
     if (data?.length !== size) {
       throw new ShapeError(
@@ -59,6 +77,17 @@ export function readStateDict(
           actual: [data?.length ?? 0],
         },
       );
+    }
+    if (!(data instanceof Float32Array || data instanceof Float64Array)) {
+      for (let i = 0; i < size; i++) {
+        if (typeof (data as ArrayLike<unknown>)[i] !== 'number') {
+          const bad = (data as ArrayLike<unknown>)[i];
+          throw new ValueError(
+            `${owner}.loadStateDict: '${name}'[${i}] is ${typeof bad} ${String(bad)}, not a number`,
+            { argument: name, value: bad },
+          );
+        }
+      }
     }
     out[name] = Float32Array.from(data as ArrayLike<number>);
   }

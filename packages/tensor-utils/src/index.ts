@@ -21,6 +21,7 @@ export {
   CacheOperationError,
   DisposedError,
   DTypeError,
+  FormatError,
   KvkitError,
   ShapeError,
   UnsupportedLayoutError,
@@ -30,3 +31,10 @@ export { type FormatOptions, formatShape, formatTensor, formatValues } from './f
 export { Generator, type GeneratorState, getDefaultGenerator, setSeed } from './generator.ts';
 export { linearInit, linearInitValues } from './linear-init.ts';
 export { type RoundingMode, rand, uniformValues } from './random.ts';
+export {
+  type ExponentialOptions,
+  exponentialValues,
+  type MultinomialOptions,
+  multinomial,
+  multinomialValues,
+} from './sampling.ts';
