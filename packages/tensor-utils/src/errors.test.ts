@@ -4,6 +4,7 @@ import {
   CacheCapacityError,
   DisposedError,
   DTypeError,
+  FormatError,
   KvkitError,
   ShapeError,
   ValueError,
@@ -34,6 +35,11 @@ test('each error carries its data, its literal name and its cause', () => {
     ],
     [new DisposedError('CausalSelfAttention'), 'DisposedError', { object: 'CausalSelfAttention' }],
     [new BackendError('b', { backend: 'webgpu' }), 'BackendError', { backend: 'webgpu' }],
+    [
+      new FormatError('f', { format: 'kvkit-kv-cache', reason: 'truncated' }),
+      'FormatError',
+      { format: 'kvkit-kv-cache', reason: 'truncated' },
+    ],
   ] as const;
   for (const [error, name, data] of cases) {
     expect(error).toBeInstanceOf(KvkitError);

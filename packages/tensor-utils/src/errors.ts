@@ -135,3 +135,27 @@ export class UnsupportedLayoutError extends KvkitError {
     this.dtype = data.dtype;
   }
 }
+
+/**
+ * Bytes that are not a valid file of the expected format: a damaged or truncated file, a
+ * version this release does not read, a file written for another cache. `reason` is a short
+ * code for the check that failed (`magic`, `version`, `truncated`, `checksum`, ...).
+ *
+ * @example
+ * try { cache.load(bytes); }
+ * catch (e) { if (e instanceof FormatError && e.reason === 'truncated') console.log('download again'); }
+ */
+export class FormatError extends KvkitError {
+  override name = 'FormatError';
+  readonly format: string;
+  readonly reason: string;
+  constructor(
+    message: string,
+    data: { format: string; reason: string },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.format = data.format;
+    this.reason = data.reason;
+  }
+}

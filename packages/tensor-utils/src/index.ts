@@ -21,6 +21,7 @@ export {
   CacheOperationError,
   DisposedError,
   DTypeError,
+  FormatError,
   KvkitError,
   ShapeError,
   UnsupportedLayoutError,
