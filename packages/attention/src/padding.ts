@@ -35,7 +35,7 @@ export function paddingSpans(mask: AttentionMask, B: number, T: number): RowSpan
         );
       }
     }
-    first.push(start < 0 ? 0 : start);
+    first.push(Math.max(start, 0));
     count.push(n);
     padded ||= n !== T;
   }

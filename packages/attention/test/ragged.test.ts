@@ -91,7 +91,7 @@ describe.each(specs)('%s cache', (_, spec) => {
         );
         x.dispose();
       }
-      expect(LENGTHS.map((n, b) => together.kvCache!.seqLength(0, b))).toEqual(
+      expect(LENGTHS.map((_n, b) => together.kvCache!.seqLength(0, b))).toEqual(
         LENGTHS.map((n) => n + STEPS),
       );
 
