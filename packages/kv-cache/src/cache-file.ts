@@ -142,7 +142,10 @@ export function readCacheFile(bytes: Uint8Array): CacheFile {
   if (headerSum !== view.getUint32(PREAMBLE + H, true)) {
     fail(
       'header-checksum',
-      `the header's CRC-32 is ${headerSum.toString(16)}, the file says ${view.getUint32(PREAMBLE + H, true).toString(16)}: the header is damaged`,
+      `the header's CRC-32 is ${headerSum.toString(16).padStart(8, '0')}, the file says ${view
+        .getUint32(PREAMBLE + H, true)
+        .toString(16)
+        .padStart(8, '0')}: the header is damaged`,
     );
   }
   const header = parseHeader(bytes.subarray(PREAMBLE, PREAMBLE + H));
@@ -154,7 +157,10 @@ export function readCacheFile(bytes: Uint8Array): CacheFile {
   if (bodySum !== view.getUint32(bodyAt + N, true)) {
     fail(
       'body-checksum',
-      `the body's CRC-32 is ${bodySum.toString(16)}, the file says ${view.getUint32(bodyAt + N, true).toString(16)}: the rows are damaged`,
+      `the body's CRC-32 is ${bodySum.toString(16).padStart(8, '0')}, the file says ${view
+        .getUint32(bodyAt + N, true)
+        .toString(16)
+        .padStart(8, '0')}: the rows are damaged`,
     );
   }
   return { version, ...header, body };
@@ -247,7 +253,7 @@ function isObject(x: unknown): x is Record<string, unknown> {
 }
 
 function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
+  return Array.from(bytes, (b) => b.toString(16).padStart(8, '0').padStart(2, '0')).join(' ');
 }
 
 function describe(x: unknown): string {
