@@ -73,6 +73,7 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
       { text: 'Where the static cache keeps its rows', link: '/decisions/kv-cache-storage' },
       { text: 'A WebAssembly kernel for attention', link: '/decisions/attention-kernel' },
       { text: 'One cache contract for every strategy', link: '/decisions/kv-cache-contract' },
+      { text: 'The cache operations', link: '/decisions/cache-operations' },
     ],
   },
 ];
