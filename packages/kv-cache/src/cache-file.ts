@@ -138,31 +138,20 @@ export function readCacheFile(bytes: Uint8Array): CacheFile {
   }
   if (size > total)
     fail('trailing-bytes', `the file is ${size} bytes but its preamble says ${total}`);
-  const headerSum = crc32(bytes.subarray(0, PREAMBLE + H));
-  if (headerSum !== view.getUint32(PREAMBLE + H, true)) {
-    fail(
-      'header-checksum',
-      `the header's CRC-32 is ${headerSum.toString(16).padStart(8, '0')}, the file says ${view
-        .getUint32(PREAMBLE + H, true)
-        .toString(16)
-        .padStart(8, '0')}: the header is damaged`,
-    );
-  }
+  checkSum(
+    view,
+    0,
+    PREAMBLE + H,
+    'header-checksum',
+    "the header's CRC-32",
+    'the header is damaged',
+  );
   const header = parseHeader(bytes.subarray(PREAMBLE, PREAMBLE + H));
   let needed = 0;
   for (const layer of header.slots) for (const n of layer) needed += 2 * rowBytes(header, n);
   if (needed !== N) fail('lengths', `the body is ${N} bytes but the held slots need ${needed}`);
+  checkSum(view, bodyAt, bodyAt + N, 'body-checksum', "the body's CRC-32", 'the rows are damaged');
   const body = bytes.subarray(bodyAt, bodyAt + N);
-  const bodySum = crc32(body);
-  if (bodySum !== view.getUint32(bodyAt + N, true)) {
-    fail(
-      'body-checksum',
-      `the body's CRC-32 is ${bodySum.toString(16).padStart(8, '0')}, the file says ${view
-        .getUint32(bodyAt + N, true)
-        .toString(16)
-        .padStart(8, '0')}: the rows are damaged`,
-    );
-  }
   return { version, ...header, body };
 }
 
@@ -244,6 +233,25 @@ export function fail(reason: string, message: string, cause?: unknown): never {
   );
 }
 
+/** Fails unless the CRC-32 of bytes [from, to) equals the u32 stored right after them. */
+function checkSum(
+  view: DataView,
+  from: number,
+  to: number,
+  reason: string,
+  what: string,
+  damage: string,
+): void {
+  const sum = crc32(new Uint8Array(view.buffer, view.byteOffset + from, to - from));
+  const stored = view.getUint32(to, true);
+  if (sum !== stored)
+    fail(reason, `${what} is ${hex32(sum)}, the file says ${hex32(stored)}: ${damage}`);
+}
+
+function hex32(n: number): string {
+  return n.toString(16).padStart(8, '0');
+}
+
 function crc32(bytes: Uint8Array): number {
   return CRC32.buf(bytes) >>> 0;
 }
@@ -253,7 +261,7 @@ function isObject(x: unknown): x is Record<string, unknown> {
 }
 
 function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(8, '0').padStart(2, '0')).join(' ');
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
 }
 
 function describe(x: unknown): string {

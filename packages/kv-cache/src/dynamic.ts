@@ -15,7 +15,7 @@ export interface DynamicKVCacheOptions extends KVCacheOptions {
  * twice its slots) when a write needs more, copying what it holds once, so a step costs
  * amortised O(new rows) and the reserved bytes stay under twice the used bytes plus the first
  * block. Slot p holds position p, as in the static cache; positions are unbounded. Under a budget
- * (`maxBytes`), a step that would pass it grows to exactly what the write needs instead.
+ * (`maxBytes`), a step whose doubling would pass it grows once to what the budget has room for.
  *
  * @example
  * const cache = new DynamicKVCache({ nLayers: 12, nKvHeads: 12, headSize: 64 });
