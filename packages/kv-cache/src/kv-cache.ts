@@ -12,7 +12,10 @@ import type { HeapRows, KVView, LayoutKind, RowDType } from './kernel/layout.ts'
  * One call per layer per step, `update`, stores the new rows and returns the `KVView` attention
  * reads. Every call checks all of its arguments before it changes anything: a rejected call
  * leaves the cache exactly as it was. Rewinding is an explicit `crop`, which a strategy may
- * refuse (`CacheOperationError`). See docs/decisions/kv-cache-contract.md.
+ * refuse (`CacheOperationError`). Beyond a step: ragged updates (`spans`), `reorder` (beam
+ * search), `clone` / `fork`, `save` / `load`, and a memory budget (`maxBytes`). A strategy that
+ * cannot do one of them throws `CacheOperationError` naming it. See
+ * docs/decisions/kv-cache-contract.md and docs/decisions/cache-operations.md.
  */
 export interface KVCache {
   /** The strategy's name: `static`, `dynamic`, `sliding-window`, `sink`, ... */
