@@ -6,4 +6,5 @@ export {
 } from './causal-self-attention.ts';
 export { type AttentionDims, GPT, type GPTConfig } from './config.ts';
 export { Linear } from './linear.ts';
+export type { AttentionMask } from './padding.ts';
 export type { StateDict, StateDictEntry } from './state-dict.ts';
