@@ -38,6 +38,18 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
     ],
   },
   {
+    text: 'Operations',
+    items: [
+      { text: 'Ragged batches', link: '/operations/ragged-batches' },
+      { text: 'Crop', link: '/operations/crop' },
+      { text: 'Reorder (beam search)', link: '/operations/reorder' },
+      { text: 'Fork and clone', link: '/operations/fork-and-clone' },
+      { text: 'Save and load', link: '/operations/save-and-load' },
+      { text: 'The cache file format', link: '/operations/save-format' },
+      { text: 'Memory and budgets', link: '/operations/memory-budget' },
+    ],
+  },
+  {
     text: 'API',
     items: [
       { text: '@kvkit/tensor-utils', link: '/api/tensor-utils' },
@@ -62,6 +74,7 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
       { text: 'Where the static cache keeps its rows', link: '/decisions/kv-cache-storage' },
       { text: 'A WebAssembly kernel for attention', link: '/decisions/attention-kernel' },
       { text: 'One cache contract for every strategy', link: '/decisions/kv-cache-contract' },
+      { text: 'The cache operations', link: '/decisions/cache-operations' },
     ],
   },
 ];

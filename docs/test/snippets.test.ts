@@ -1,5 +1,5 @@
 // The docs' code samples cannot rot: every ```ts block marked runnable in docs/guide,
-// docs/concepts and docs/api is run here, and its console.log output is compared with the
+// docs/concepts, docs/api and docs/operations is run here, and its console.log output is compared with the
 // ```text block that shows it, when there is one.
 //
 // Markers (an HTML comment on the line just before the fence, at any indentation):
@@ -25,7 +25,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const docsDir = dirname(dirname(fileURLToPath(import.meta.url)));
 const outDir = join(docsDir, 'test', '.snippets');
-const sections = ['guide', 'concepts', 'api'];
+const sections = ['guide', 'concepts', 'api', 'operations'];
 
 type Marker = 'run' | 'continue' | 'output';
 

@@ -5,6 +5,7 @@ import {
   defaultHeap,
   type KernelHeap,
   type KVCache,
+  type RowSpans,
 } from '@kvkit/kv-cache';
 import {
   CacheCapacityError,
@@ -17,6 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type AttentionDims, attentionDims, type GPTConfig } from './config.ts';
 import { forwardKernel } from './kernel-forward.ts';
 import { Linear } from './linear.ts';
+import { type AttentionMask, paddingSpans, zeroPadding } from './padding.ts';
 import { forwardReference } from './reference-forward.ts';
 import { readStateDict, type StateDict } from './state-dict.ts';
 
@@ -38,8 +40,20 @@ export interface AttentionOptions {
 export interface ForwardOptions {
   /** Write this chunk's keys/values to the cache and attend over everything cached. */
   useKvCache?: boolean;
-  /** Absolute position of the chunk's first token (cached path only). */
-  startPos?: number;
+  /**
+   * Absolute position of the chunk's first token (cached path only): one for every batch row,
+   * or one per row (ragged batches: each row continues from its own length). With
+   * `attentionMask`, the position of each row's first real token.
+   */
+  startPos?: number | readonly number[];
+  /**
+   * Ragged batches: `(B, T)`, 1 where a column is a real token and 0 where it is padding
+   * (Hugging Face's `attention_mask`), as a tensor or nested arrays. Each row's tokens must be
+   * one contiguous run: left padding (`0 0 1 1`) or right padding (`1 1 0 0`). Padding is never
+   * written to the cache and never attended, and its output rows are 0, so every row computes
+   * what it would alone. A row of all padding changes nothing.
+   */
+  attentionMask?: AttentionMask;
 }
 
 /**
@@ -196,11 +210,16 @@ export class CausalSelfAttention {
     const { useKvCache = false, startPos = 0 } = options;
     this.#checkInput(x, useKvCache, startPos);
     const [B, T] = x.shape as [number, number, number];
+    const spans =
+      options.attentionMask === undefined ? null : paddingSpans(options.attentionMask, B, T);
+    const starts =
+      typeof startPos === 'number' ? new Array<number>(B).fill(startPos) : [...startPos];
     const cache = useKvCache ? (this.#cache ?? this.#newCache()) : null;
     let beforeWrite = () => {};
     if (cache) {
+      let end: number; // the furthest position + 1 a row reaches
       try {
-        this.#checkCachedCall(cache, B, T, startPos);
+        end = this.#checkCachedCall(cache, B, T, startPos, spans);
       } catch (error) {
         if (cache !== this.#cache) cache.dispose();
         throw error;
@@ -210,31 +229,42 @@ export class CausalSelfAttention {
         this.#cache = cache;
         this.#ownsCache = true;
       }
-      const rows = Array.from({ length: B }, (_, b) => b);
       // Called once the chunk is staged and known to be finite, before the cache first changes:
-      // memory first (if it cannot grow, nothing has changed), then the seed's rewind.
+      // memory first (if it cannot grow, nothing has changed), then the seed's rewind: rows that
+      // have seen more than their startPos are cropped to it.
       beforeWrite = () => {
-        cache.reserve(this.layer, B, startPos + T);
-        if (rows.some((b) => cache.seqLength(this.layer, b) > startPos))
-          cache.crop(startPos, { layer: this.layer, rows });
+        cache.reserve(this.layer, B, end);
+        for (let b = 0; b < B; b++) {
+          if (cache.seqLength(this.layer, b) > starts[b]!)
+            cache.crop(starts[b]!, { layer: this.layer, rows: [b] });
+        }
       };
     }
     const dropoutActive = this.#training && (this.dims.attnPdrop > 0 || this.dims.residPdrop > 0);
+    // Padding columns enter as zeros, so whatever they hold (NaN included) cannot reach a real
+    // row through `att @ v` of the chunk's own keys (the no-cache reference path).
+    const input = spans ? zeroPadding(x, spans, false) : x;
     const common = {
-      x,
+      x: input,
       dims: this.dims,
       cAttn: this.cAttn,
       cProj: this.cProj,
       cache,
       layer: this.layer,
-      startPos,
+      startPos: starts,
+      spans,
       beforeWrite,
     };
-    if (this.implementation === 'kernel' && !dropoutActive) {
-      const y = forwardKernel({ ...common, heap: cache?.heap ?? this.heap });
-      if (y) return y;
+    let y: tf.Tensor3D | null = null;
+    try {
+      if (this.implementation === 'kernel' && !dropoutActive) {
+        y = forwardKernel({ ...common, heap: cache?.heap ?? this.heap });
+      }
+      y ??= forwardReference({ ...common, training: this.#training });
+    } finally {
+      if (input !== x) input.dispose();
     }
-    return forwardReference({ ...common, training: this.#training });
+    return spans ? zeroPadding(y, spans) : y;
   }
 
   /** Parameters under torch's names and layouts, as new tensors the caller owns. */
@@ -305,26 +335,43 @@ export class CausalSelfAttention {
   }
 
   /**
-   * The module's position limit, then the cache's own checks (batch, gaps, capacity, the crop a
-   * rewind needs). blockSize bounds how far back a query looks, so it limits positions only for
-   * caches that keep everything; a windowed cache decodes for ever.
+   * The cache's own checks (startPos, batch, gaps, capacity, the crop a rewind needs), then the
+   * module's position limit; returns the furthest position + 1 a row reaches. blockSize bounds
+   * how far back a query looks, so it limits positions only for caches that keep everything; a
+   * windowed cache decodes for ever.
    */
-  #checkCachedCall(cache: KVCache, B: number, T: number, startPos: number): void {
+  #checkCachedCall(
+    cache: KVCache,
+    B: number,
+    T: number,
+    startPos: number | readonly number[],
+    spans: RowSpans | null,
+  ): number {
     const { blockSize } = this.dims;
     const limit =
       cache.visibility.window === null
         ? Math.min(blockSize, cache.maxPosition ?? blockSize)
         : (cache.maxPosition ?? Number.POSITIVE_INFINITY);
-    if (Number.isInteger(startPos) && startPos >= 0 && startPos + T > limit) {
+    const options = { crop: true, inPieces: true, ...(spans ? { spans } : {}) };
+    cache.checkUpdate(this.layer, B, startPos, T, options); // checks startPos itself first
+    const ends = Array.from(
+      { length: B },
+      (_, b) =>
+        (typeof startPos === 'number' ? startPos : startPos[b]!) + (spans ? spans.count[b]! : T),
+    );
+    const end = Math.max(...ends);
+    if (end > limit) {
+      const b = ends.indexOf(end);
+      const s = end - (spans ? spans.count[b]! : T);
       throw new CacheCapacityError(
-        `startPos + T = ${startPos} + ${T} = ${startPos + T} exceeds the capacity (blockSize) ${limit}`,
-        { capacity: limit, requested: startPos + T },
+        `startPos + T = ${s} + ${end - s} = ${end} exceeds the capacity (blockSize) ${limit}${B > 1 ? ` (batch row ${b})` : ''}`,
+        { capacity: limit, requested: end },
       );
     }
-    cache.checkUpdate(this.layer, B, startPos, T, { crop: true, inPieces: true });
+    return end;
   }
 
-  #checkInput(x: tf.Tensor, useKvCache: boolean, startPos: number): void {
+  #checkInput(x: tf.Tensor, useKvCache: boolean, startPos: number | readonly number[]): void {
     this.#alive();
     if (!(x instanceof tf.Tensor)) {
       throw new ValueError(`forward: x must be a tf.Tensor, got ${typeof x}`, {
@@ -355,6 +402,7 @@ export class CausalSelfAttention {
     }
     if (!useKvCache) {
       if (startPos !== 0) {
+        // An array too: without a cache every row starts at 0.
         throw new ValueError(
           `forward: startPos ${startPos} is only meaningful with useKvCache: true`,
           {

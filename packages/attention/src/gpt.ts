@@ -53,7 +53,12 @@ export interface GPTOptions {
 }
 
 /** Options of {@link GPT.forward}. */
-export interface GPTForwardOptions extends ForwardOptions {
+export interface GPTForwardOptions extends Pick<ForwardOptions, 'useKvCache'> {
+  /**
+   * Absolute position of the first token, the same for every batch row (ragged batches with a
+   * start position per row and padding masks are `CausalSelfAttention`'s for now).
+   */
+  startPos?: number;
   /** Compute the logits of the last position only, `(B, 1, vocab)`: what generation needs. */
   lastPositionOnly?: boolean;
 }

@@ -30,6 +30,7 @@ export { LayerNorm, layerNorm } from './layer-norm.ts';
 export { Linear, type LinearOptions } from './linear.ts';
 export { MLP } from './mlp.ts';
 export { type NextTokenOptions, nextTokenProbabilities, nextTokens } from './next-token.ts';
+export type { AttentionMask } from './padding.ts';
 export type { StateDict, StateDictEntry } from './state-dict.ts';
 export { CharTokenizer } from './tokenizers/char-tokenizer.ts';
 export { GPT2_END_OF_TEXT, Gpt2Tokenizer, loadGpt2Tokenizer } from './tokenizers/gpt2-tokenizer.ts';

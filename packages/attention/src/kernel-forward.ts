@@ -4,9 +4,11 @@ import {
   type HeapRows,
   type KernelHeap,
   type KVCache,
+  type RowSpans,
   readInto,
 } from '@kvkit/kv-cache';
 import * as tf from '@tensorflow/tfjs-core';
+import { cachePieces } from './chunk-pieces.ts';
 import type { AttentionDims } from './config.ts';
 import type { Linear } from './linear.ts';
 
@@ -19,7 +21,10 @@ export interface KernelForwardArgs {
   heap: KernelHeap;
   cache: KVCache | null;
   layer: number;
-  startPos: number;
+  /** Each batch row's first (real) position. */
+  startPos: readonly number[];
+  /** Ragged batches: each row's real columns; null when nothing is padding. */
+  spans: RowSpans | null;
   /** Reserves the cache's memory and rewinds it: called once, right before the cache first changes. */
   beforeWrite: () => void;
 }
@@ -61,23 +66,29 @@ export function forwardKernel(a: KernelForwardArgs): tf.Tensor3D | null {
     };
     const queries = { ptr: io, batchStride: T * W * 4, rowStride: W * 4 };
     const output = { ptr: out, batchStride: T * C * 4, rowStride: C * 4 };
+    // Padding rows are not attended: their output stays 0 (the caller zeroes the module's too).
+    if (a.spans) heap.f32().fill(0, out / 4, out / 4 + B * T * C);
     if (a.cache) {
       a.beforeWrite();
       // A ring cache takes one position at a time once it is full: attend piece by piece.
-      for (let done = 0; done < T; ) {
-        const s = a.startPos + done;
-        const n = Math.min(T - done, a.cache.maxUpdateLength(a.layer, s, B));
-        const view = a.cache.update(a.layer, { ...rows, ptr: io + done * W * 4, T: n }, s);
-        const at = done * W * 4;
+      for (const p of cachePieces(a.cache, a.layer, a.startPos, T, a.spans)) {
+        const spans = p.spans ? { spans: p.spans } : {};
+        const piece = { ...rows, ptr: io + p.from * W * 4, T: p.T };
+        const view = a.cache.update(a.layer, piece, p.startPos, spans);
         attend(
           view,
-          { ...queries, ptr: io + at, T: n, nHead: nh, startPos: new Array(B).fill(s) },
-          { ...output, ptr: out + done * C * 4 },
+          { ...queries, ptr: piece.ptr, T: p.T, nHead: nh, startPos: p.startPos, ...spans },
+          { ...output, ptr: out + p.from * C * 4 },
         );
-        done += n;
       }
     } else {
-      attendOwnRows(rows, { nHead: nh, nKvHeads: nkv, headSize: hs }, queries, output);
+      const spans = a.spans ? { spans: a.spans } : {};
+      attendOwnRows(
+        rows,
+        { nHead: nh, nKvHeads: nkv, headSize: hs },
+        { ...queries, ...spans },
+        output,
+      );
     }
     // tfjs copies the view into its own heap at once, so the kernel heap block can be freed.
     const y = tf.tensor2d(heap.f32().subarray(out / 4, out / 4 + B * T * C), [B * T, C]); // (B*T, C)

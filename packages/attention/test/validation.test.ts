@@ -9,7 +9,7 @@ import {
 } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { CausalSelfAttention, GPT } from '../src/index.ts';
+import { CausalSelfAttention, type ForwardOptions, GPT } from '../src/index.ts';
 import { bits, setupBackend } from './support.ts';
 
 // Every rejected call throws a typed error naming the offending values and leaves the module
@@ -38,13 +38,7 @@ function state(mha: CausalSelfAttention) {
   return s;
 }
 
-const cases: [
-  string,
-  () => tf.Tensor,
-  { useKvCache?: boolean; startPos?: number },
-  new (...a: never[]) => Error,
-  RegExp,
-][] = [
+const cases: [string, () => tf.Tensor, ForwardOptions, new (...a: never[]) => Error, RegExp][] = [
   [
     'x not rank 3',
     () => tf.zeros([2, C]),
@@ -121,6 +115,90 @@ const cases: [
     {},
     ShapeError,
     /T = 9 exceeds blockSize 8/,
+  ],
+  [
+    'a startPos per row of the wrong length',
+    () => tf.zeros([2, 1, C]),
+    { useKvCache: true, startPos: [5] },
+    ShapeError,
+    /startPos must give one position per batch row \(2\), got 1/,
+  ],
+  [
+    'a startPos per row with a gap',
+    () => tf.zeros([2, 1, C]),
+    { useKvCache: true, startPos: [5, 7] },
+    ValueError,
+    /startPos 7 of batch row 1 would leave a gap: it has seen positions \[0, 5\)/,
+  ],
+  [
+    'a startPos per row past blockSize',
+    () => tf.zeros([2, 4, C]),
+    { useKvCache: true, startPos: [5, 4] },
+    CacheCapacityError,
+    /5 \+ 4 = 9 exceeds the capacity \(blockSize\) 8/,
+  ],
+  [
+    'a startPos per row without the cache',
+    () => tf.zeros([2, 1, C]),
+    { startPos: [0, 0] },
+    ValueError,
+    /only meaningful with useKvCache/,
+  ],
+  [
+    'an attentionMask of the wrong shape',
+    () => tf.zeros([2, 1, C]),
+    { useKvCache: true, startPos: 5, attentionMask: [[1]] },
+    ShapeError,
+    /attentionMask must have shape \(B=2, T=1\), got \[1, 1\]/,
+  ],
+  [
+    'an attentionMask of rows of different lengths',
+    () => tf.zeros([2, 1, C]),
+    { useKvCache: true, startPos: 5, attentionMask: [[1], [1, 1]] },
+    ShapeError,
+    /rows of lengths \[1, 2\]/,
+  ],
+  [
+    'an attentionMask with padding between tokens',
+    () => tf.zeros([2, 3, C]),
+    {
+      useKvCache: true,
+      startPos: 5,
+      attentionMask: [
+        [1, 0, 1],
+        [1, 1, 1],
+      ],
+    },
+    ValueError,
+    /row 0 has padding at column 1, between real tokens at columns 0 and 2/,
+  ],
+  [
+    'an attentionMask value of 2',
+    () => tf.zeros([2, 1, C]),
+    { useKvCache: true, startPos: 5, attentionMask: [[2], [1]] },
+    ValueError,
+    /attentionMask holds 2 at row 0, column 0: it must be 1 \(token\) or 0 \(padding\)/,
+  ],
+  [
+    'an attentionMask that is a string',
+    () => tf.zeros([2, 1, C]),
+    { useKvCache: true, startPos: 5, attentionMask: '11' as never },
+    ValueError,
+    /attentionMask must be a \(B, T\) tensor or an array of rows, got 11/,
+  ],
+  [
+    'a padded row past blockSize',
+    () => tf.zeros([2, 4, C]),
+    {
+      useKvCache: true,
+      startPos: 5,
+      attentionMask: [
+        [0, 0, 0, 1],
+        [1, 1, 1, 1],
+      ],
+    },
+    CacheCapacityError,
+    /5 \+ 4 = 9 exceeds the capacity \(blockSize\) 8/,
   ],
 ];
 

@@ -7,7 +7,7 @@ import {
 } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { KernelHeap } from './kernel/kernel-heap.ts';
-import type { KVCacheOptions, KVRows, StartPositions } from './kv-cache.ts';
+import type { KVCacheOptions, KVRows, RowSpans, StartPositions } from './kv-cache.ts';
 
 /**
  * Argument checks shared by the cache strategies. Each throws a typed error whose message
@@ -39,6 +39,7 @@ export function checkCacheOptions(options: KVCacheOptions & { maxBatchSize?: num
   nKvHeads: number;
   headSize: number;
   maxBatchSize: number | null;
+  maxBytes: number | null;
 } {
   if (typeof options !== 'object' || options === null) {
     throw new ValueError(`KV cache options must be an object, got ${String(options)}`, {
@@ -60,7 +61,101 @@ export function checkCacheOptions(options: KVCacheOptions & { maxBatchSize?: num
       options.maxBatchSize === null
         ? null
         : positiveInteger(options, 'maxBatchSize', { required: false, max: 1 << 20 }),
+    maxBytes: checkMaxBytes(options.maxBytes),
   };
+}
+
+/** A memory budget: null/undefined (none) or a non-negative integer number of bytes. */
+export function checkMaxBytes(maxBytes: unknown): number | null {
+  if (maxBytes === undefined || maxBytes === null) return null;
+  if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+    throw new ValueError(
+      `KV cache maxBytes must be a non-negative integer number of bytes or null, got ${String(maxBytes)}`,
+      { argument: 'maxBytes', value: maxBytes },
+    );
+  }
+  return maxBytes;
+}
+
+/**
+ * Batch rows for `reorder` / `fork`: a non-empty array of integer rows of the cache, at most
+ * `maxBatchSize` of them.
+ */
+export function checkRowList(
+  rows: readonly number[],
+  maxBatchSize: number | null,
+  operation: string,
+): number[] {
+  if (!Array.isArray(rows) && !ArrayBuffer.isView(rows)) {
+    throw new ValueError(`${operation}: expected an array of batch rows, got ${String(rows)}`, {
+      argument: 'rows',
+      value: rows,
+    });
+  }
+  if (rows.length === 0) {
+    throw new ValueError(`${operation}: expected at least one batch row, got none`, {
+      argument: 'rows',
+      value: rows,
+    });
+  }
+  const limit = maxBatchSize ?? 1 << 20;
+  if (rows.length > limit) {
+    throw new CacheCapacityError(`${operation}: ${rows.length} rows exceed maxBatchSize ${limit}`, {
+      capacity: limit,
+      requested: rows.length,
+    });
+  }
+  for (const [i, r] of Array.from(rows).entries()) {
+    if (!Number.isInteger(r) || r < 0 || r >= limit) {
+      throw new ValueError(
+        `${operation}: row ${i} is ${r}, not a batch row of this cache (0 <= row < ${limit})`,
+        { argument: 'rows', value: r },
+      );
+    }
+  }
+  return Array.from(rows);
+}
+
+/** Spans of a ragged update: per batch row, columns [first, first + count) within [0, T). */
+export function checkSpans(spans: RowSpans, batchSize: number, T: number): RowSpans {
+  if (typeof spans !== 'object' || spans === null) {
+    throw new ValueError(`spans must be { first, count } arrays, got ${String(spans)}`, {
+      argument: 'spans',
+      value: spans,
+    });
+  }
+  for (const key of ['first', 'count'] as const) {
+    const a = spans[key];
+    if (!Array.isArray(a) && !ArrayBuffer.isView(a)) {
+      throw new ValueError(`spans.${key} must be an array, got ${String(a)}`, {
+        argument: `spans.${key}`,
+        value: a,
+      });
+    }
+    if (a.length !== batchSize) {
+      throw new ShapeError(
+        `spans.${key} must give one number per batch row (${batchSize}), got ${a.length}`,
+        { expected: [batchSize], actual: [a.length] },
+      );
+    }
+  }
+  for (let b = 0; b < batchSize; b++) {
+    const first = spans.first[b]!;
+    const count = spans.count[b]!;
+    if (
+      !Number.isInteger(first) ||
+      !Number.isInteger(count) ||
+      first < 0 ||
+      count < 0 ||
+      first + count > T
+    ) {
+      throw new ValueError(
+        `spans of batch row ${b}: columns [${first}, ${first} + ${count}) must lie within the update's [0, ${T})`,
+        { argument: 'spans', value: [first, count] },
+      );
+    }
+  }
+  return { first: Array.from(spans.first), count: Array.from(spans.count) };
 }
 
 export function checkLayer(layer: number, nLayers: number): void {

@@ -1,10 +1,11 @@
 import { positiveInteger } from './checks.ts';
 import { ContiguousKVCache } from './contiguous-cache.ts';
+import type { KernelHeap } from './kernel/kernel-heap.ts';
 import type { KVCacheOptions } from './kv-cache.ts';
 
 export interface DynamicKVCacheOptions extends KVCacheOptions {
-  /** Batch rows it may grow to; unbounded when omitted. */
-  maxBatchSize?: number;
+  /** Batch rows it may grow to; unbounded when omitted or null. */
+  maxBatchSize?: number | null;
   /** Slots per row of the first allocation (one "block"). Default 16. */
   initialSlots?: number;
 }
@@ -13,7 +14,8 @@ export interface DynamicKVCacheOptions extends KVCacheOptions {
  * A cache with no capacity to choose: each layer's storage grows geometrically (to at least
  * twice its slots) when a write needs more, copying what it holds once, so a step costs
  * amortised O(new rows) and the reserved bytes stay under twice the used bytes plus the first
- * block. Slot p holds position p, as in the static cache; positions are unbounded.
+ * block. Slot p holds position p, as in the static cache; positions are unbounded. Under a budget
+ * (`maxBytes`), a step whose doubling would pass it grows once to what the budget has room for.
  *
  * @example
  * const cache = new DynamicKVCache({ nLayers: 12, nKvHeads: 12, headSize: 64 });
@@ -35,12 +37,21 @@ export class DynamicKVCache extends ContiguousKVCache {
     )!;
   }
 
-  protected slotsFor(length: number, current: number): number {
+  protected slotsFor(length: number, current: number, tight = false): number {
     if (length <= current) return current;
-    return Math.max(length, 2 * current, this.initialSlots);
+    return tight ? length : Math.max(length, 2 * current, this.initialSlots);
   }
 
   protected rowsFor(batchSize: number, current: number): number {
     return Math.max(batchSize, current);
+  }
+
+  protected settings(): { initialSlots: number } {
+    return { initialSlots: this.initialSlots };
+  }
+
+  protected emptyLike(o: { heap: KernelHeap; maxBytes: number | null }): DynamicKVCache {
+    const { nLayers, nKvHeads, headSize, maxBatchSize, initialSlots } = this;
+    return new DynamicKVCache({ nLayers, nKvHeads, headSize, maxBatchSize, initialSlots, ...o });
   }
 }

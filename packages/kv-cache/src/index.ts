@@ -1,4 +1,10 @@
 // Public API of @kvkit/kv-cache: names are listed explicitly, types with `export type`.
+export {
+  CACHE_FILE_FORMAT,
+  CACHE_FILE_MAGIC,
+  CACHE_FILE_VERSION,
+  type CacheFileHeader,
+} from './cache-file.ts';
 export { type CacheShape, type CacheSpec, checkCacheSpec, createCache } from './create-cache.ts';
 export { DynamicKVCache, type DynamicKVCacheOptions } from './dynamic.ts';
 export { attend, attendOwnRows, type OutputRows, type QueryRows } from './kernel/attend.ts';
@@ -13,14 +19,19 @@ export {
 } from './kernel/layout.ts';
 export { readInto } from './kernel/tensor-io.ts';
 export type {
+  CacheConfig,
+  CloneOptions,
   CropOptions,
   KVCache,
   KVCacheOptions,
   KVReadResult,
   KVRows,
+  RowSpans,
   StartPositions,
+  UpdateOptions,
   Visibility,
 } from './kv-cache.ts';
+export { inspectCacheFile, type LoadCacheOptions, loadCache } from './load-cache.ts';
 export { SinkKVCache, type SinkKVCacheOptions } from './sink.ts';
 export { SlidingWindowKVCache, type SlidingWindowKVCacheOptions } from './sliding-window.ts';
 export { StaticKVCache, type StaticKVCacheOptions } from './static.ts';

@@ -18,7 +18,7 @@ export abstract class RingKVCache extends SlotKVCache {
   readonly #window: number;
 
   protected constructor(
-    options: KVCacheOptions & { maxBatchSize?: number },
+    options: KVCacheOptions & { maxBatchSize?: number | null },
     sinks: number,
     window: number,
   ) {

@@ -1,4 +1,5 @@
 import { positiveInteger } from './checks.ts';
+import type { KernelHeap } from './kernel/kernel-heap.ts';
 import type { KVCacheOptions } from './kv-cache.ts';
 import { RingKVCache } from './ring-cache.ts';
 
@@ -7,8 +8,8 @@ export interface SinkKVCacheOptions extends KVCacheOptions {
   sinkTokens?: number;
   /** Recent positions a query sees besides the sinks (itself included). */
   window: number;
-  /** Batch rows it may grow to; unbounded when omitted. */
-  maxBatchSize?: number;
+  /** Batch rows it may grow to; unbounded when omitted or null. */
+  maxBatchSize?: number | null;
 }
 
 /**
@@ -37,5 +38,14 @@ export class SinkKVCache extends RingKVCache {
     super(options, sinkTokens, window);
     this.sinkTokens = sinkTokens;
     this.window = window;
+  }
+
+  protected settings(): { sinkTokens: number; window: number } {
+    return { sinkTokens: this.sinkTokens, window: this.window };
+  }
+
+  protected emptyLike(o: { heap: KernelHeap; maxBytes: number | null }): SinkKVCache {
+    const { nLayers, nKvHeads, headSize, maxBatchSize, sinkTokens, window } = this;
+    return new SinkKVCache({ nLayers, nKvHeads, headSize, maxBatchSize, sinkTokens, window, ...o });
   }
 }

@@ -1,12 +1,13 @@
 import { positiveInteger } from './checks.ts';
+import type { KernelHeap } from './kernel/kernel-heap.ts';
 import type { KVCacheOptions } from './kv-cache.ts';
 import { RingKVCache } from './ring-cache.ts';
 
 export interface SlidingWindowKVCacheOptions extends KVCacheOptions {
   /** Positions a query sees: itself and the `window - 1` before it. */
   window: number;
-  /** Batch rows it may grow to; unbounded when omitted. */
-  maxBatchSize?: number;
+  /** Batch rows it may grow to; unbounded when omitted or null. */
+  maxBatchSize?: number | null;
 }
 
 /**
@@ -27,5 +28,14 @@ export class SlidingWindowKVCache extends RingKVCache {
     const window = positiveInteger(options ?? {}, 'window', { max: 1 << 24 })!;
     super(options, 0, window);
     this.window = window;
+  }
+
+  protected settings(): { window: number } {
+    return { window: this.window };
+  }
+
+  protected emptyLike(o: { heap: KernelHeap; maxBytes: number | null }): SlidingWindowKVCache {
+    const { nLayers, nKvHeads, headSize, maxBatchSize, window } = this;
+    return new SlidingWindowKVCache({ nLayers, nKvHeads, headSize, maxBatchSize, window, ...o });
   }
 }

@@ -9,29 +9,41 @@ import {
   checkBatch,
   checkCacheOptions,
   checkLayer,
+  checkMaxBytes,
+  checkRowList,
   checkRows,
+  checkSpans,
   checkStartPositions,
   checkUpdateLength,
   MAX_POSITION,
 } from './checks.ts';
-import { defaultHeap, type KernelHeap } from './kernel/kernel-heap.ts';
+import { gatherRows } from './gather-rows.ts';
+import { defaultHeap, KernelHeap } from './kernel/kernel-heap.ts';
 import type { KVView, LayoutKind, RowDType } from './kernel/layout.ts';
 import type {
+  CacheConfig,
+  CloneOptions,
   CropOptions,
   KVCache,
   KVCacheOptions,
   KVReadResult,
   KVRows,
+  RowSpans,
   StartPositions,
+  UpdateOptions,
   Visibility,
 } from './kv-cache.ts';
+import { type Growth, growLayers } from './layer-growth.ts';
 import { LayerStorage, type SlotRun } from './layer-storage.ts';
+import { loadRows, saveRows } from './slot-file.ts';
 
 /**
  * What the strategies share: per layer, a `LayerStorage` in the heap and each batch row's
- * seqLength; validation before mutation; update / view / read / crop on top of four questions
- * each strategy answers (where a position goes, which runs a row holds, how much to allocate,
- * whether a crop is possible).
+ * seqLength; validation before mutation; update / view / read / crop / reorder / clone / save /
+ * load on top of a few questions each strategy answers (where a position goes, which runs a row
+ * holds, how much to allocate, whether a crop is possible, how to build an empty twin).
+ * Every row holds its positions in slots [0, heldSlots(length)), so copying a row is copying
+ * that prefix of slots.
  */
 export abstract class SlotKVCache implements KVCache {
   abstract readonly strategy: string;
@@ -45,6 +57,7 @@ export abstract class SlotKVCache implements KVCache {
   readonly headSize: number;
   readonly heap: KernelHeap;
   readonly maxBatchSize: number | null;
+  readonly maxBytes: number | null;
   protected readonly layers: LayerStorage[];
   /** seqLength of every batch row, per layer (rows never written are 0). */
   protected readonly lengths: number[][];
@@ -59,6 +72,7 @@ export abstract class SlotKVCache implements KVCache {
     this.nKvHeads = o.nKvHeads;
     this.headSize = o.headSize;
     this.maxBatchSize = o.maxBatchSize;
+    this.maxBytes = o.maxBytes;
     this.heap = options.heap ?? defaultHeap();
     this.layers = Array.from(
       { length: o.nLayers },
@@ -73,12 +87,24 @@ export abstract class SlotKVCache implements KVCache {
   protected abstract runsOf(length: number): SlotRun[];
   /** Slots a row holds after seeing `length` positions. */
   protected abstract heldSlots(length: number): number;
-  /** Slots to allocate per row for rows to reach `length`, given `current` (>= current). */
-  protected abstract slotsFor(length: number, current: number): number;
+  /**
+   * Slots to allocate per row for rows to reach `length`, given `current` (>= current); with
+   * `tight`, the least that will do (a growing strategy's fallback under a budget).
+   */
+  protected abstract slotsFor(length: number, current: number, tight?: boolean): number;
   /** Rows to allocate for `batchSize` rows, given `current` (>= current). */
   protected abstract rowsFor(batchSize: number, current: number): number;
   /** Why a row that has seen `length` positions cannot be cropped to `to`; null if it can. */
   protected abstract cropRefusal(length: number, to: number): string | null;
+  /** The strategy's own settings (what `config()` adds to the four every cache has). */
+  protected abstract settings(): Record<string, number | null>;
+  /** A new, empty cache of this strategy and config (it allocates nothing). */
+  protected abstract emptyLike(options: { heap: KernelHeap; maxBytes: number | null }): SlotKVCache;
+
+  config(): CacheConfig {
+    const { nLayers, nKvHeads, headSize, maxBatchSize } = this;
+    return { nLayers, nKvHeads, headSize, maxBatchSize, ...this.settings() };
+  }
 
   get isDisposed(): boolean {
     return this.#disposed;
@@ -104,16 +130,20 @@ export abstract class SlotKVCache implements KVCache {
     batchSize: number,
     startPos: StartPositions,
     newPositions: number,
-    options: { crop?: boolean; inPieces?: boolean } = {},
+    options: { crop?: boolean; inPieces?: boolean; spans?: RowSpans } = {},
   ): void {
     this.checkAlive();
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
     checkUpdateLength(newPositions);
     const starts = checkStartPositions(startPos, batchSize);
+    const counts = options.spans
+      ? checkSpans(options.spans, batchSize, newPositions).count
+      : new Array<number>(batchSize).fill(newPositions);
     const lengths = this.lengths[layer]!;
     for (let b = 0; b < batchSize; b++) {
       const s = starts[b]!;
+      const n = counts[b]!;
       const seen = lengths[b] ?? 0;
       if (s > seen) {
         throw new ValueError(
@@ -131,18 +161,19 @@ export abstract class SlotKVCache implements KVCache {
         this.#checkCropRow(b, seen, s);
       }
       const limit = this.maxPosition ?? MAX_POSITION; // positions are int32 in the kernel
-      if (s + newPositions > limit) {
+      if (s + n > limit) {
         throw new CacheCapacityError(
-          `startPos + T = ${s} + ${newPositions} = ${s + newPositions} exceeds the capacity ${this.maxPosition === null ? '(the int32 position limit)' : '(blockSize)'} ${limit}`,
-          { capacity: limit, requested: s + newPositions },
+          `startPos + T = ${s} + ${n} = ${s + n} exceeds the capacity ${this.maxPosition === null ? '(the int32 position limit)' : '(blockSize)'} ${limit}`,
+          { capacity: limit, requested: s + n },
         );
       }
     }
     const most = this.maxUpdateLength(layer, starts, batchSize);
-    if (!options.inPieces && newPositions > most) {
+    const longest = Math.max(...counts);
+    if (!options.inPieces && longest > most) {
       throw new CacheCapacityError(
-        `a ${this.strategy} cache takes at most ${most} new position(s) per update at startPos ${starts.join(', ')}, got ${newPositions}: split the update`,
-        { capacity: most, requested: newPositions },
+        `a ${this.strategy} cache takes at most ${most} new position(s) per update at startPos ${starts.join(', ')}, got ${longest}: split the update`,
+        { capacity: most, requested: longest },
       );
     }
   }
@@ -163,36 +194,39 @@ export abstract class SlotKVCache implements KVCache {
         { capacity: this.maxPosition, requested: length },
       );
     }
-    const s = this.layers[layer]!;
-    const rows = this.rowsFor(batchSize, s.rows);
-    const slots = this.slotsFor(length, s.slots);
-    if (s.allocated && rows <= s.rows && slots <= s.slots) return;
-    const lengths = this.lengths[layer]!;
-    s.grow(Math.max(rows, s.rows), Math.max(slots, s.slots), (b) =>
-      Math.min(lengths[b] ?? 0, s.slots),
-    );
+    const growth = this.#growthFor(layer, batchSize, length);
+    if (growth) this.#grow([growth], true);
   }
 
-  update(layer: number, rows: KVRows, startPos: StartPositions): KVView {
+  update(
+    layer: number,
+    rows: KVRows,
+    startPos: StartPositions,
+    options: UpdateOptions = {},
+  ): KVView {
     this.checkAlive();
     const { batchSize: B, T } = checkRows(rows, this.nKvHeads, this.headSize, this.heap);
-    this.checkUpdate(layer, B, startPos, T);
+    this.checkUpdate(layer, B, startPos, T, options.spans ? { spans: options.spans } : {});
     const starts = checkStartPositions(startPos, B);
+    const spans = options.spans
+      ? checkSpans(options.spans, B, T)
+      : { first: new Array<number>(B).fill(0), count: new Array<number>(B).fill(T) };
     const host =
       'ptr' in rows
         ? rows
         : {
             keys: rows.keys.dataSync() as Float32Array,
             values: rows.values.dataSync() as Float32Array,
-            B,
+            T,
           };
-    this.reserve(layer, B, Math.max(...starts) + T); // the last step that may fail
+    this.reserve(layer, B, Math.max(...starts.map((s, b) => s + spans.count[b]!))); // the last step that may fail
     const s = this.layers[layer]!;
     const lengths = this.lengths[layer]!;
     for (let b = 0; b < B; b++) {
       const start = starts[b]!;
-      s.writeRows(b, T, (i) => this.slotOf(start + i), host);
-      lengths[b] = start + T;
+      const n = spans.count[b]!;
+      if (n > 0) s.writeRows(b, n, (i) => this.slotOf(start + i), host, spans.first[b]!);
+      lengths[b] = start + n;
     }
     return this.view(layer, B);
   }
@@ -302,6 +336,78 @@ export abstract class SlotKVCache implements KVCache {
     }
   }
 
+  reorder(indices: readonly number[]): void {
+    this.checkAlive();
+    const rows = checkRowList(indices, this.maxBatchSize, 'reorder');
+    const growth: Growth[] = [];
+    for (let l = 0; l < this.nLayers; l++) {
+      const s = this.layers[l]!;
+      const lengths = this.lengths[l]!;
+      let needed = 0; // destinations past the storage need rows only if their source holds something
+      rows.forEach((src, b) => {
+        if ((lengths[src] ?? 0) > 0) needed = b + 1;
+      });
+      if (needed > s.rows) {
+        const r = this.rowsFor(needed, s.rows);
+        growth.push({ layer: l, rows: r, slots: s.slots, tightSlots: s.slots });
+      }
+    }
+    this.#grow(growth, true);
+    for (let l = 0; l < this.nLayers; l++) {
+      gatherRows(this.layers[l]!, this.lengths[l]!, rows, (n) => this.heldSlots(n));
+    }
+  }
+
+  clone(options: CloneOptions = {}): KVCache {
+    this.checkAlive();
+    const known = Math.max(0, ...this.lengths.map((l) => l.length));
+    return this.#copyRows(
+      Array.from({ length: known }, (_, b) => b),
+      options,
+    );
+  }
+
+  fork(rows: number | readonly number[], options: CloneOptions = {}): KVCache {
+    this.checkAlive();
+    const list = checkRowList(typeof rows === 'number' ? [rows] : rows, this.maxBatchSize, 'fork');
+    return this.#copyRows(list, options);
+  }
+
+  save(): Uint8Array {
+    this.checkAlive();
+    return saveRows({
+      strategy: this.strategy,
+      dtype: this.dtype,
+      config: this.config(),
+      layers: this.layers,
+      lengths: this.lengths,
+      held: (n) => this.heldSlots(n),
+      runsOf: (n) => this.runsOf(n),
+    });
+  }
+
+  load(bytes: Uint8Array): void {
+    this.checkAlive();
+    loadRows(bytes, {
+      strategy: this.strategy,
+      dtype: this.dtype,
+      config: this.config(),
+      maxPosition: this.maxPosition,
+      held: (n) => this.heldSlots(n),
+      runsOf: (n) => this.runsOf(n),
+      layers: this.layers,
+      lengths: this.lengths,
+      grow: (rows, maxLengths) => {
+        const growth: Growth[] = [];
+        maxLengths.forEach((length, l) => {
+          const g = length > 0 ? this.#growthFor(l, rows, length) : null;
+          if (g) growth.push(g);
+        });
+        this.#grow(growth, false);
+      },
+    });
+  }
+
   bytesUsed(): number {
     if (this.#disposed) return 0;
     let slots = 0;
@@ -326,6 +432,63 @@ export abstract class SlotKVCache implements KVCache {
 
   protected checkAlive(): void {
     if (this.#disposed) throw new DisposedError(`${this.constructor.name}`);
+  }
+
+  /** How a layer must grow for `batchSize` rows to reach `length` positions; null: it need not. */
+  #growthFor(layer: number, batchSize: number, length: number): Growth | null {
+    const s = this.layers[layer]!;
+    const rows = this.rowsFor(batchSize, s.rows);
+    const slots = this.slotsFor(length, s.slots);
+    if (s.allocated && rows <= s.rows && slots <= s.slots) return null;
+    return {
+      layer,
+      rows: Math.max(rows, s.rows),
+      slots: Math.max(slots, s.slots),
+      tightSlots: Math.max(this.slotsFor(length, s.slots, true), s.slots),
+    };
+  }
+
+  #grow(plan: Growth[], keep: boolean): void {
+    growLayers(this.layers, this.lengths, plan, {
+      keep,
+      maxBytes: this.maxBytes,
+      strategy: this.strategy,
+    });
+  }
+
+  /** A new cache holding copies of `rows` (row i <- rows[i]) of every layer. */
+  #copyRows(rows: readonly number[], options: CloneOptions): SlotKVCache {
+    if (options.heap !== undefined && !(options.heap instanceof KernelHeap)) {
+      throw new ValueError('clone: heap must be a KernelHeap', {
+        argument: 'heap',
+        value: options.heap,
+      });
+    }
+    const copy = this.emptyLike({
+      heap: options.heap ?? this.heap,
+      maxBytes: options.maxBytes === undefined ? this.maxBytes : checkMaxBytes(options.maxBytes),
+    });
+    try {
+      const growth: Growth[] = [];
+      for (let l = 0; l < this.nLayers; l++) {
+        const longest = Math.max(0, ...rows.map((r) => this.lengths[l]![r] ?? 0));
+        const g = longest > 0 ? copy.#growthFor(l, rows.length, longest) : null;
+        if (g) growth.push(g);
+      }
+      copy.#grow(growth, false);
+      for (let l = 0; l < this.nLayers; l++) {
+        rows.forEach((r, i) => {
+          const length = this.lengths[l]![r] ?? 0;
+          if (length === 0) return;
+          copy.layers[l]!.copyRow(this.layers[l]!, r, i, this.heldSlots(length));
+          copy.lengths[l]![i] = length;
+        });
+      }
+    } catch (error) {
+      copy.dispose();
+      throw error;
+    }
+    return copy;
   }
 
   #checkCropRow(row: number, length: number, to: number): void {

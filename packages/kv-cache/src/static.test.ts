@@ -203,6 +203,11 @@ describe('StaticKVCache', () => {
       () => cache.reset(),
       () => cache.snapshot(0, 'keys'),
       () => append(cache, [[2]]),
+      () => cache.reorder([0]),
+      () => cache.clone(),
+      () => cache.fork(0),
+      () => cache.save(),
+      () => cache.load(new Uint8Array(0)),
     ]) {
       expect(call).toThrow(DisposedError);
     }

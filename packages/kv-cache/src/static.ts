@@ -2,6 +2,7 @@ import { CacheCapacityError } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkLayer, positiveInteger } from './checks.ts';
 import { ContiguousKVCache } from './contiguous-cache.ts';
+import type { KernelHeap } from './kernel/kernel-heap.ts';
 import type { KVCacheOptions } from './kv-cache.ts';
 
 export interface StaticKVCacheOptions extends KVCacheOptions {
@@ -73,6 +74,15 @@ export class StaticKVCache extends ContiguousKVCache {
 
   protected rowsFor(): number {
     return this.maxBatchSize;
+  }
+
+  protected settings(): { capacity: number } {
+    return { capacity: this.capacity };
+  }
+
+  protected emptyLike(o: { heap: KernelHeap; maxBytes: number | null }): StaticKVCache {
+    const { nLayers, nKvHeads, headSize, maxBatchSize, capacity } = this;
+    return new StaticKVCache({ nLayers, nKvHeads, headSize, maxBatchSize, capacity, ...o });
   }
 }
 

@@ -8,6 +8,7 @@ import {
   type HeapRows,
   KernelHeap,
   type KVCache,
+  loadCache,
   SinkKVCache,
   SlidingWindowKVCache,
   StaticKVCache,
@@ -17,9 +18,10 @@ import { attentionFloat64, randomFloats } from './reference.ts';
 import { state } from './support.ts';
 
 // One contract, every strategy: random schedules of updates (chunks of 1..window+5 positions,
-// batch rows of different lengths, tensors or heap rows) and crops, each step checked against a
-// float64 re-computation over the row's full history under the strategy's visibility rule.
-// A new strategy joins with one line in `strategies`.
+// batch rows of different lengths, tensors or heap rows), crops, reorders and forks (rows
+// gathered and duplicated, as beam search does), clones and save -> load round trips, each step
+// checked against a float64 re-computation over the row's full history under the strategy's
+// visibility rule. A new strategy joins with one line in `strategies`.
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -64,7 +66,9 @@ const strategies: Strategy[] = [
 
 type Step =
   | { kind: 'update'; rows: number; T: number; heapRows: boolean }
-  | { kind: 'crop'; row: number | null; fraction: number };
+  | { kind: 'crop'; row: number | null; fraction: number }
+  | { kind: 'gather'; indices: number[]; via: 'reorder' | 'fork' }
+  | { kind: 'copy'; via: 'clone' | 'save' };
 
 const dims = fc.record({
   B: fc.integer({ min: 1, max: 3 }),
@@ -93,6 +97,24 @@ const steps = (d: Dims) =>
           kind: fc.constant('crop' as const),
           row: fc.option(fc.integer({ min: 0, max: d.B - 1 })),
           fraction: fc.double({ min: 0, max: 1, noNaN: true }),
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          kind: fc.constant('gather' as const),
+          indices: fc.array(fc.integer({ min: 0, max: d.B - 1 }), {
+            minLength: d.B,
+            maxLength: d.B,
+          }),
+          via: fc.constantFrom('reorder' as const, 'fork' as const),
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          kind: fc.constant('copy' as const),
+          via: fc.constantFrom('clone' as const, 'save' as const),
         }),
       },
     ),
@@ -139,7 +161,7 @@ function checkHeld(
 /** Runs one schedule; returns the worst |kernel - float64| and |read path - float64|. */
 function run(strategy: Strategy, d: Dims, schedule: Step[], seed: number): number {
   const heap = new KernelHeap({ initialBytes: 65536 });
-  const cache = strategy[1](d, heap);
+  let cache = strategy[1](d, heap);
   const rule = strategy[2](d);
   expect(cache.visibility).toEqual(rule);
   const nh = d.nkv * d.group;
@@ -152,6 +174,33 @@ function run(strategy: Strategy, d: Dims, schedule: Step[], seed: number): numbe
   let salt = seed;
   try {
     for (const step of schedule) {
+      if (step.kind === 'gather') {
+        // Row b <- row indices[b], in place (reorder) or into a new cache (fork).
+        if (step.via === 'reorder') cache.reorder(step.indices);
+        else {
+          const next = cache.fork(step.indices);
+          cache.dispose();
+          cache = next;
+        }
+        const before = history.map((h) => ({ keys: h.keys.slice(), values: h.values.slice() }));
+        step.indices.forEach((src, b) => {
+          history[b] = { keys: before[src]!.keys.slice(), values: before[src]!.values.slice() };
+        });
+        checkHeld(cache, d, rule, history);
+        expect(cache.bytesReserved()).toBe(heap.bytesAllocated());
+        continue;
+      }
+      if (step.kind === 'copy') {
+        const next = step.via === 'clone' ? cache.clone() : loadCache(cache.save(), { heap });
+        // Everything but bytesReserved: a copy allocates only what the held rows need.
+        const { reserved: _, ...copied } = state(next, d.B) as { reserved: number };
+        const { reserved: __, ...source } = state(cache, d.B) as { reserved: number };
+        expect(copied).toEqual(source);
+        cache.dispose();
+        cache = next;
+        expect(cache.bytesReserved()).toBe(heap.bytesAllocated());
+        continue;
+      }
       if (step.kind === 'crop') {
         const rows = step.row === null ? undefined : [step.row];
         const target =

@@ -138,11 +138,12 @@ export class UnsupportedLayoutError extends KvkitError {
 
 /**
  * Bytes that are not a valid file of the expected format: a hostile or damaged safetensors
- * header, offsets outside the data, a truncated body, ... `reason` is a short code for the
- * check that failed.
+ * header, offsets outside the data, a truncated body, a saved cache of a version this release
+ * does not read or written for another cache. `reason` is a short code for the check that
+ * failed (`magic`, `version`, `truncated`, `checksum`, ...).
  *
  * @example
- * try { readSafetensors(bytes); }
+ * try { cache.load(bytes); }
  * catch (e) { if (e instanceof FormatError && e.reason === 'truncated') console.log('download again'); }
  */
 export class FormatError extends KvkitError {

@@ -32,7 +32,7 @@ export class HeapAllocator {
         value: bytes,
       });
     }
-    const size = Math.max(16, align(bytes));
+    const size = blockBytes(bytes);
     for (let i = 0; i < this.#free.length; i++) {
       const [start, end] = this.#free[i]!;
       if (end - start < size) continue;
@@ -135,6 +135,11 @@ export class HeapAllocator {
       }
     }
   }
+}
+
+/** The bytes `alloc(bytes)` takes: the request rounded up to 16, at least 16. */
+export function blockBytes(bytes: number): number {
+  return Math.max(16, align(bytes));
 }
 
 function align(n: number): number {

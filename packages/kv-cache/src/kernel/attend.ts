@@ -1,4 +1,6 @@
 import { ShapeError, ValueError } from '@kvkit/tensor-utils';
+import { checkSpans } from '../checks.ts';
+import type { RowSpans } from '../kv-cache.ts';
 import { checkLayoutSupported, type HeapRows, type KVView, RUN_BYTES } from './layout.ts';
 
 /** Query rows in the view's heap: row (b, i), head h at `ptr + b*batchStride + i*rowStride + h*hs*4`. */
@@ -10,10 +12,18 @@ export interface QueryRows {
   T: number;
   /** Query heads (a multiple of the layout's key/value heads). */
   nHead: number;
-  /** Absolute position of each batch row's first query row (one per batch row of the view). */
+  /**
+   * Absolute position of each batch row's first query row (one per batch row of the view); with
+   * `spans`, of its first real query row (row `spans.first[b]`).
+   */
   startPos: ArrayLike<number>;
   /** Score scale; default `fround(1 / sqrt(headSize))`. */
   scale?: number;
+  /**
+   * Ragged batches: batch row b's real queries are rows `[first[b], first[b] + count[b])` of
+   * its T; the others are padding, neither read nor written. All T rows when omitted.
+   */
+  spans?: RowSpans;
 }
 
 /** Where the kernel writes: row (b, i), head h at `ptr + b*batchStride + i*rowStride + h*hs*4`. */
@@ -73,35 +83,42 @@ export function attend(view: KVView, queries: QueryRows, out: OutputRows): void 
       );
     }
   }
+  const spans = queries.spans ? checkSpans(queries.spans, B, T) : null;
   const scoresBytes = Math.ceil(Math.max(view.maxKeys, 1) / 4) * 16;
   const scratch = heap.alloc(scoresBytes + 4 * B);
   try {
     const i32 = heap.i32();
     for (let b = 0; b < B; b++) i32[(scratch + scoresBytes) / 4 + b] = queries.startPos[b]!;
-    heap.attendRaw({
-      q: queries.ptr,
-      qBatch: queries.batchStride,
-      qRow: queries.rowStride,
-      out: out.ptr,
-      outBatch: out.batchStride,
-      outRow: out.rowStride,
-      k: layout.keys,
-      v: layout.values,
-      kvHead: layout.headStride,
-      kvRow: layout.rowStride,
-      runs: layout.runs,
-      runBatch: layout.runStride,
-      runCounts: layout.runCounts,
-      qStart: scratch + scoresBytes,
-      B,
-      T,
-      nh,
-      group: nh / nkv,
-      hs,
-      window: layout.window ?? NO_WINDOW,
-      scale: queries.scale ?? Math.fround(1 / Math.sqrt(hs)),
-      scores: scratch,
-    });
+    // Batch rows [b0, b0 + nb), `rows` query rows each, from query row `first`.
+    const run = (b0: number, nb: number, first: number, rows: number) =>
+      heap.attendRaw({
+        q: queries.ptr + b0 * queries.batchStride + first * queries.rowStride,
+        qBatch: queries.batchStride,
+        qRow: queries.rowStride,
+        out: out.ptr + b0 * out.batchStride + first * out.rowStride,
+        outBatch: out.batchStride,
+        outRow: out.rowStride,
+        k: layout.keys,
+        v: layout.values,
+        kvHead: layout.headStride,
+        kvRow: layout.rowStride,
+        runs: layout.runs + b0 * layout.runStride,
+        runBatch: layout.runStride,
+        runCounts: layout.runCounts + 4 * b0,
+        qStart: scratch + scoresBytes + 4 * b0,
+        B: nb,
+        T: rows,
+        nh,
+        group: nh / nkv,
+        hs,
+        window: layout.window ?? NO_WINDOW,
+        scale: queries.scale ?? Math.fround(1 / Math.sqrt(hs)),
+        scores: scratch,
+      });
+    if (!spans) run(0, B, 0, T);
+    else
+      for (let b = 0; b < B; b++)
+        if (spans.count[b]! > 0) run(b, 1, spans.first[b]!, spans.count[b]!);
   } finally {
     heap.free(scratch);
   }
@@ -109,7 +126,9 @@ export function attend(view: KVView, queries: QueryRows, out: OutputRows): void 
 
 /**
  * The no-cache case: each batch row's T query rows attend causally over that chunk's own keys
- * and values (positions 0..T-1), read where the projection left them.
+ * and values (positions 0..T-1), read where the projection left them. With `queries.spans`
+ * (a ragged batch), row b's real rows `[first[b], first[b] + count[b])` are positions
+ * 0..count[b]-1 and attend among themselves; its padding rows are neither read nor written.
  */
 export function attendOwnRows(
   rows: HeapRows,
@@ -118,13 +137,18 @@ export function attendOwnRows(
   out: OutputRows,
 ): void {
   const { heap, batchSize: B, T } = rows;
+  const spans = queries.spans ? checkSpans(queries.spans, B, T) : null;
   const table = heap.alloc(B * (RUN_BYTES + 4));
   try {
     const i32 = heap.i32();
     const counts = table + B * RUN_BYTES;
     for (let b = 0; b < B; b++) {
-      i32.set([b * rows.batchStride, T, 0, 0], (table + b * RUN_BYTES) / 4);
-      i32[counts / 4 + b] = 1;
+      const [first, count] = spans ? [spans.first[b]!, spans.count[b]!] : [0, T];
+      i32.set(
+        [b * rows.batchStride + first * rows.rowStride, count, 0, 0],
+        (table + b * RUN_BYTES) / 4,
+      );
+      i32[counts / 4 + b] = count > 0 ? 1 : 0;
     }
     const view: KVView = {
       heap,
