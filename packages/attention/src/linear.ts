@@ -1,5 +1,6 @@
 import { type Generator, linearInit } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
+import { linearKernelReady, linearRow } from './kernel/linear-kernel.ts';
 
 /**
  * Options of {@link Linear}.
@@ -68,11 +69,16 @@ export class Linear<HasBias extends boolean = true> {
   }
 
   /**
-   * y = x W^T + b for x `(N, in)`; returns `(N, out)`. A plain matMul then an add: on tfjs-wasm
-   * 4.22 that is faster than the fused matMul-with-bias kernel (measured: 41 + 5 us against
-   * 67 us for (8, 128) x (128, 384)).
+   * y = x W^T + b for x `(N, in)`; returns `(N, out)`. A single row (a decode step at B=1) goes
+   * through kvkit's matrix-vector kernel, which streams the weight once at the memory's read
+   * bandwidth, bias included (see kernel/linear.wat); more rows through a plain matMul then an
+   * add (XNNPACK; on tfjs-wasm 4.22 that is faster than the fused matMul-with-bias kernel:
+   * 41 + 5 us against 67 us for (8, 128) x (128, 384)).
    */
   apply(x: tf.Tensor2D): tf.Tensor2D {
+    if (x.shape[0] === 1 && x.dtype === 'float32' && linearKernelReady()) {
+      return linearRow(x, this.#weightT, this.#bias);
+    }
     return tf.tidy(() => {
       const y = tf.matMul(x, this.#weightT);
       return (this.#bias ? tf.add(y, this.#bias) : y) as tf.Tensor2D;

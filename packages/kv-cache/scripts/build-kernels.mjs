@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Assembles src/kernel/*.wat (WebAssembly text, with SIMD) into src/kernel/*-wasm.ts, a
 // base64 module the package imports, so the kernels load the same way in Node and browsers with
-// no .wasm file to serve. Run after editing a .wat: `pnpm --filter @kvkit/kv-cache build:kernels`.
-// kernel.test.ts re-assembles each .wat and fails if the committed module is stale.
+// no .wasm file to serve. Run after editing a .wat: `pnpm --filter @kvkit/kv-cache build:kernels`
+// (and `pnpm --filter @kvkit/attention build:kernels`, which runs this script on its own
+// src/kernel/). Each package's kernel test re-assembles its .wat and fails if the committed
+// module is stale.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import createWabt from 'wabt';
 
-const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'kernel');
+const defaultDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'kernel');
 
 /** The base64 of the binary assembled from WAT source text. */
 export async function assemble(name, source) {
@@ -33,6 +35,7 @@ function camel(name) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const dir = process.argv[2] ?? defaultDir; // a package's src/kernel folder
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.wat'))) {
     const name = file.slice(0, -4);
     const base64 = await assemble(file, readFileSync(join(dir, file), 'utf8'));

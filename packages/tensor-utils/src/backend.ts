@@ -60,6 +60,57 @@ const defaultTimeoutMs = 30_000;
 /** What the wasm backend said the first time it started (tfjs starts a backend only once). */
 let lastWasmInfo: BackendInfo | null = null;
 
+/** tfjs-wasm's own memory, when initBackend saw the backend start (see tfjsWasmMemory). */
+let tfjsMemory: WebAssembly.Memory | null = null;
+
+/**
+ * The `WebAssembly.Memory` tfjs-backend-wasm keeps its tensors in, when `initBackend('wasm')`
+ * started that backend (it watches the module being instantiated) and the memory is not shared
+ * (the threaded build's is); null otherwise. A kernel of kvkit's own instantiated over it reads
+ * and writes tensors in place, at `dataIdMap.get(t.dataId).memoryOffset` (the layout
+ * `readInto` relies on too): how `Linear` multiplies a single row without a second copy of its
+ * weight.
+ *
+ * @example
+ * await initBackend('wasm');
+ * tfjsWasmMemory()?.buffer.byteLength; // the tfjs heap's size, in bytes
+ */
+export function tfjsWasmMemory(): WebAssembly.Memory | null {
+  return tfjsMemory;
+}
+
+/**
+ * Watches WebAssembly instantiations until the returned function is called, handing every
+ * exported memory to `found`. Only the window in which tfjs starts its backend is watched.
+ */
+function watchInstantiation(found: (memory: WebAssembly.Memory) => void): () => void {
+  const wa = WebAssembly as unknown as Record<'instantiate' | 'instantiateStreaming', unknown>;
+  const saved = { instantiate: wa.instantiate, instantiateStreaming: wa.instantiateStreaming };
+  const take = (result: unknown) => {
+    const instance = (result as { instance?: WebAssembly.Instance }).instance ?? result;
+    const memory = (instance as WebAssembly.Instance | undefined)?.exports?.memory;
+    if (memory instanceof WebAssembly.Memory) found(memory);
+    return result;
+  };
+  for (const key of ['instantiate', 'instantiateStreaming'] as const) {
+    const original = saved[key];
+    if (typeof original !== 'function') continue;
+    wa[key] = function (this: unknown, ...args: unknown[]) {
+      return (original as (...a: unknown[]) => Promise<unknown>).apply(this, args).then(take);
+    };
+  }
+  return () => Object.assign(wa, saved);
+}
+
+/** The memory of the running wasm backend's heap, if `candidate` is it. */
+function confirmTfjsMemory(candidate: WebAssembly.Memory | null): WebAssembly.Memory | null {
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8;
+  if (!candidate || !heap || candidate.buffer !== heap.buffer) return null;
+  if (typeof SharedArrayBuffer !== 'undefined' && candidate.buffer instanceof SharedArrayBuffer)
+    return null;
+  return candidate;
+}
+
 /**
  * Registers and selects a tfjs backend, in Node and in the browser, and says which wasm binary
  * it loaded. Calling it again with the same name is cheap and returns the same answer. It
@@ -112,6 +163,9 @@ export async function initBackend(
     }
   }
   let ok: boolean;
+  let seen: WebAssembly.Memory | null = null;
+  const stopWatching =
+    name === 'wasm' && !lastWasmInfo ? watchInstantiation((m) => (seen ??= m)) : () => {};
   try {
     ok = await withTimeout(
       (async () => {
@@ -129,6 +183,8 @@ export async function initBackend(
       { backend: name },
       { cause },
     );
+  } finally {
+    stopWatching();
   }
   if (!ok) {
     throw new BackendError(
@@ -140,6 +196,7 @@ export async function initBackend(
     );
   }
   if (name === 'cpu') return { backend: 'cpu', wasmBinary: null, fallbackReason: null };
+  if (!lastWasmInfo) tfjsMemory = confirmTfjsMemory(seen);
   lastWasmInfo ??= { backend: 'wasm', wasmBinary: await wasmBinaryInUse(), fallbackReason };
   return { ...lastWasmInfo };
 }

@@ -5,6 +5,7 @@ export {
   type BackendName,
   type InitBackendOptions,
   initBackend,
+  tfjsWasmMemory,
   type WasmBinary,
 } from './backend.ts';
 export {
