@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { compareReports, formatComparison } from './compare.ts';
 import { formatTimeit } from './report/format-time.ts';
-import type { Report, SeedScenario } from './report/schema.ts';
+import { readReport } from './report/read.ts';
+import type { SeedScenario } from './report/schema.ts';
 import { writeReport } from './report/write.ts';
 import { runBenchmarks } from './run.ts';
 import { scenarios } from './scenarios/index.ts';
@@ -65,7 +66,6 @@ async function main(): Promise<void> {
     against?: string;
   }>();
   if (opts.against && !opts.compare) program.error('--against needs --compare <base.json>');
-  const readReport = (file: string): Report => JSON.parse(readFileSync(file, 'utf8')) as Report;
   if (opts.compare && opts.against) {
     console.log(
       formatComparison(compareReports(readReport(opts.compare), readReport(opts.against))),

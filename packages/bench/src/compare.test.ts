@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { compareReports, formatComparison } from './compare.ts';
-import type { Report, Timing } from './report/schema.ts';
+import { ReportSchemaError } from './report/read.ts';
+import { type Report, schemaVersion, type Timing } from './report/schema.ts';
 import { growthExponent } from './scenarios/context.ts';
 
 function timing(samplesMs: number[]): Timing {
@@ -18,7 +19,8 @@ function timing(samplesMs: number[]): Timing {
 
 function report(samples: Record<string, number[]>): Report {
   return {
-    schemaVersion: 1,
+    schemaVersion: 2,
+    noise: null,
     environment: {} as Report['environment'],
     scenarios: [
       {
@@ -64,6 +66,20 @@ describe('compareReports', () => {
     const rows = compareReports(base, next);
     expect(rows.map((r) => r.verdict)).toEqual(['noise', 'faster']);
   });
+});
+
+describe('reports of another schema version', () => {
+  test.each([0, 99, undefined])(
+    'schemaVersion %s is a ReportSchemaError, not an empty result',
+    (v) => {
+      const other = { ...report({ cached: [10, 11] }), schemaVersion: v } as unknown as Report;
+      const current = report({ cached: [10, 11] });
+      expect(() => compareReports(other, current)).toThrow(ReportSchemaError);
+      expect(() => compareReports(current, other)).toThrow(
+        new RegExp(`schemaVersion ${String(v)}.*reads versions 1 and ${schemaVersion}`),
+      );
+    },
+  );
 });
 
 test('one sample on a side gives no noise estimate, so no verdict but noise', () => {

@@ -20,6 +20,12 @@ export interface RunOptions {
 export async function runBenchmarks(options: RunOptions = {}): Promise<Report> {
   const { quick = false, backend = 'wasm' } = options;
   const known = scenarios.map((s) => s.id);
+  if (options.only && options.only.length === 0) {
+    throw new ValueError(
+      'runBenchmarks: only: [] names no scenario (leave `only` out to run them all)',
+      { argument: 'only', value: [] },
+    );
+  }
   const unknown = (options.only ?? []).filter((id) => !known.includes(id));
   if (unknown.length > 0) {
     throw new ValueError(`unknown scenario(s) ${unknown.join(', ')} (known: ${known.join(', ')})`, {
@@ -27,11 +33,14 @@ export async function runBenchmarks(options: RunOptions = {}): Promise<Report> {
       value: unknown,
     });
   }
-  const chosen = options.only?.length
-    ? scenarios.filter((s) => options.only!.includes(s.id))
-    : scenarios;
+  const chosen = options.only ? scenarios.filter((s) => options.only!.includes(s.id)) : scenarios;
   const info = await initBackend(backend);
-  const report: Report = { schemaVersion, environment: environment(info, quick), scenarios: [] };
+  const report: Report = {
+    schemaVersion,
+    environment: environment(info, quick),
+    noise: null,
+    scenarios: [],
+  };
   const results = new Map<string, Scenario>();
   const say = options.onProgress ?? (() => {});
   const quickTiming: TimeitOptions = quick ? { repeats: 3, targetMs: 20 } : {};

@@ -41,18 +41,19 @@ export function timeit(fn: () => void, options: TimeitOptions = {}): Timing {
   } = options;
   let repeats = options.repeats ?? 7;
   let loops = options.loops ?? 0;
-  if (!Number.isInteger(repeats) || repeats < 1) {
-    throw new ValueError(`timeit: repeats must be a positive integer, got ${repeats}`, {
-      argument: 'repeats',
-      value: repeats,
-    });
-  }
-  if (!Number.isInteger(loops) || loops < 0) {
-    throw new ValueError(`timeit: loops must be a non-negative integer, got ${loops}`, {
-      argument: 'loops',
-      value: loops,
-    });
-  }
+  // Validate everything before the first call: calibration loops until a repeat takes
+  // targetMs, so a NaN or infinite target would never return.
+  check('repeats', repeats, Number.isInteger(repeats) && repeats >= 1, 'a positive integer');
+  check('loops', loops, Number.isInteger(loops) && loops >= 0, 'a non-negative integer');
+  check('targetMs', targetMs, Number.isFinite(targetMs) && targetMs > 0, 'a finite number > 0');
+  check('budgetMs', budgetMs, budgetMs > 0, 'a number > 0 (Infinity: no cap)');
+  check(
+    'minRepeats',
+    minRepeats,
+    Number.isInteger(minRepeats) && minRepeats >= 1,
+    'a positive integer',
+  );
+  check('warmup', warmup, Number.isInteger(warmup) && warmup >= 0, 'a non-negative integer');
   const tensorsBefore = tf.memory().numTensors;
   for (let i = 0; i < warmup; i++) fn();
   let perCallMs = Number.NaN;
@@ -98,4 +99,12 @@ function runLoops(fn: () => void, loops: number): number {
   const start = performance.now();
   for (let i = 0; i < loops; i++) fn();
   return performance.now() - start;
+}
+
+function check(argument: string, value: number, ok: boolean, expected: string): void {
+  if (!ok)
+    throw new ValueError(`timeit: ${argument} must be ${expected}, got ${value}`, {
+      argument,
+      value,
+    });
 }

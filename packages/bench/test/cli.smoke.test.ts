@@ -30,7 +30,7 @@ describe('kvbench --quick', () => {
 
   test('writes latest.json with the documented seed entry, latest.md and SVG charts', () => {
     const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
-    expect(report.schemaVersion).toBe(1);
+    expect(report.schemaVersion).toBe(2);
     expect(report.environment).toMatchObject({ backend: 'wasm', wasmBinary: 'simd', quick: true });
     const ids = report.scenarios.map((s: { id: string }) => s.id);
     expect(ids).toEqual([

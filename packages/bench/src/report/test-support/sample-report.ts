@@ -125,7 +125,8 @@ export function sampleReport(): Report {
   };
 
   return {
-    schemaVersion: 1,
+    schemaVersion: 2,
+    noise: null,
     environment: {
       node: 'v20.19.0',
       backend: 'wasm',
