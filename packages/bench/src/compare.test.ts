@@ -68,6 +68,36 @@ describe('compareReports', () => {
   });
 });
 
+describe('a run flagged noisy', () => {
+  const base = report({ cached: [10, 10.2, 9.8, 10.1, 9.9] });
+  // A steady background load slows every sample alike: Welch's t alone would call it real.
+  const next = () => report({ cached: [12, 12.2, 11.8, 12.1, 11.9] });
+  test('its metrics are noise whatever their t, and the row says why', () => {
+    const noisy = next();
+    noisy.scenarios[0]!.noise = {
+      before: { load1: 2, load5: 1, load15: 1, cpuCount: 2 },
+      after: { load1: 2, load5: 1, load15: 1, cpuCount: 2 },
+      othersCpu: 1.01,
+      reasons: ['other processes used 1.01 cores'],
+    };
+    const [row] = compareReports(base, noisy);
+    expect(row!.verdict).toBe('noise');
+    expect(row!.t).toBeGreaterThan(3);
+    expect(row!.flagged).toBe('new run noisy: other processes used 1.01 cores');
+    expect(formatComparison([row!])).toMatch(/noise \(new run noisy: other processes/);
+    expect(compareReports(noisy, base)[0]!.flagged).toMatch(/^base run noisy/);
+  });
+  test('so is a metric whose spread exceeds the run limit', () => {
+    const wide = next();
+    wide.noise = { noisy: true, reasons: [], maxOthersCpu: 0.5, maxCv: 0.1 };
+    wide.scenarios[0]!.measurements[0]!.cv = 0.15;
+    expect(compareReports(base, wide)[0]!.flagged).toBe(
+      'new run: coefficient of variation 15% > 10%',
+    );
+    expect(compareReports(base, next())[0]!.verdict).toBe('slower');
+  });
+});
+
 describe('reports of another schema version', () => {
   test.each([0, 99, undefined])(
     'schemaVersion %s is a ReportSchemaError, not an empty result',

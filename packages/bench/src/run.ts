@@ -1,5 +1,6 @@
 import { initBackend, ValueError } from '@kvkit/tensor-utils';
 import { environment } from './environment.ts';
+import { coefficientOfVariation, runNoise, watchNoise } from './noise.ts';
 import type { Report, Scenario } from './report/schema.ts';
 import { schemaVersion } from './report/schema.ts';
 import type { ScenarioContext } from './scenario.ts';
@@ -62,7 +63,10 @@ export async function runBenchmarks(options: RunOptions = {}): Promise<Report> {
       results,
     };
     const started = performance.now();
+    const watch = watchNoise();
     const result = await def.run(ctx);
+    for (const m of result.measurements) m.cv = coefficientOfVariation(m);
+    result.noise = result.skipped ? null : watch.stop(result.measurements);
     results.set(def.id, result);
     report.scenarios.push(result);
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -71,5 +75,6 @@ export async function runBenchmarks(options: RunOptions = {}): Promise<Report> {
       false,
     );
   }
+  report.noise = runNoise(report.scenarios);
   return report;
 }
