@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Scenario, SeedScenario, Timing } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { seedSizes } from './seed-workload.ts';
+import { seedDims } from './titles.ts';
 
 /** The Python script shipped with this package (python/peer_torch.py). */
 export const peerTorchScript = fileURLToPath(
@@ -42,7 +43,12 @@ export const peerTorchScenario: ScenarioDefinition = {
   title: 'The seed scenario in PyTorch on the same machine, in the same run',
   async run(ctx) {
     const sizes = ctx.quick ? seedSizes.quick : seedSizes.full;
-    const base = { id: 'peer-torch', title: this.title, measurements: [], derived: {} };
+    const base = {
+      id: 'peer-torch',
+      title: `The seed scenario in PyTorch on the same machine, in the same run (${seedDims(sizes)})`,
+      measurements: [],
+      derived: {},
+    };
     const python = findTorchPython();
     if (!python) {
       return {
