@@ -157,7 +157,7 @@ def layer(a, form):
     tensors, manifest = read_tensors(a.tensors)
     C, n_head, contexts = manifest["C"], manifest["nHead"], manifest["contexts"]
     x = tensors["input"]  # (1, Tmax, C)
-    m = CausalSelfAttention(C, n_head, x.shape[1]).eval()
+    m = CausalSelfAttention(C, n_head, x.shape[1], max_batch_size=1).eval()
     m.load_state_dict({k: tensors[k] for k in ["c_attn.weight", "c_attn.bias", "c_proj.weight", "c_proj.bias"]}, strict=False)
     m.to_form(form)
     token = x[:, :1]

@@ -43,6 +43,8 @@ describe('kvbench --quick', () => {
       'steady',
       'backends',
       'peer-torch',
+      'peer-ort-web',
+      'peer-ort-node',
     ]);
     const seed = report.scenarios[0];
     for (const side of ['cached', 'uncached']) {
