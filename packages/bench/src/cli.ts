@@ -7,6 +7,8 @@ import { compareReports, formatComparison } from './compare.ts';
 import { formatTimeit } from './report/format-time.ts';
 import { readReport } from './report/read.ts';
 import type { SeedScenario } from './report/schema.ts';
+import { textTable } from './report/text-table.ts';
+import { reportView } from './report/view.ts';
 import { writeReport } from './report/write.ts';
 import { runBenchmarks } from './run.ts';
 import { scenarios } from './scenarios/index.ts';
@@ -104,9 +106,16 @@ async function main(): Promise<void> {
     console.log(`  uncached: ${formatTimeit(seed.uncached)}`);
     console.log(`  speedup:  ${seed.speedup.toFixed(2)}x`);
   }
-  for (const s of report.scenarios.filter((x) => x.id !== 'seed')) {
-    const derived = Object.entries(s.derived).map(([k, v]) => `${k} ${v.toPrecision(3)}`);
+  const view = reportView(report);
+  for (const s of view.scenarios.filter((x) => x.id !== 'seed')) {
+    const derived = s.derived.map((d) => `${d.label} ${d.value}`);
     console.log(`${s.id}: ${s.skipped ? `skipped: ${s.skipped}` : derived.join(', ')}`);
+  }
+  if (view.peers) console.log(`\nkvkit and its peers (mean per call):\n${textTable(view.peers)}`);
+  for (const skip of view.peerSkips) console.log(`skipped: ${skip}`);
+  if (view.noise) {
+    console.log(`\n${view.noise.noisy ? 'NOISY RUN' : 'Quiet run'}: ${view.noise.headline}`);
+    for (const r of view.noise.reasons) console.log(`  ${r}`);
   }
   const out = resolve(opts.out ?? resolve(packageDir, opts.quick ? 'reports/quick' : 'reports'));
   const written = await writeReport(report, out);

@@ -24,6 +24,7 @@ export function renderMarkdown(report: Report): string {
     'Times are per call: mean ± standard deviation over the repeats (population std. dev., as ' +
       "IPython's `%timeit`), each repeat timing `loops` calls.",
   );
+  if (view.peers || view.peerSkips.length > 0) blocks.push(peersBlock(view));
   const overview = charts.filter((c) => c.scenarioId === null);
   if (overview.length > 0) blocks.push(['## Speedups', ...overview.map(image)].join('\n\n'));
   for (const s of view.scenarios) {
@@ -44,9 +45,22 @@ function environmentList(view: ReportView): string {
 }
 
 function noiseBlock(noise: NonNullable<ReportView['noise']>): string {
-  const lines = [`> **${noise.noisy ? 'NOISY RUN' : 'Quiet run'}.** ${noise.headline}`];
+  const lines = [
+    `> **${noise.noisy ? noise.title.toUpperCase() : noise.title}.** ${noise.headline}`,
+  ];
   for (const r of noise.reasons) lines.push(`> - ${r}`);
   return lines.join('\n');
+}
+
+function peersBlock(view: ReportView): string {
+  const parts = [
+    '## kvkit and its peers',
+    "Mean time per call on the same weights and inputs, every peer checked against kvkit (within 1e-5) before its time is reported. PyTorch forms: `nn.Linear`, and `addmv` on an (in, out) contiguous weight copy (addmm for more than one row). ONNX Runtime sessions are made once, so set them against kvkit on a module built once. Floor: the time to read the weights and keys/values at this run's read bandwidth, or to do the FLOPs at its matMul rate, whichever is longer.",
+  ];
+  if (view.peers) parts.push(table(view.peers));
+  if (view.peerSkips.length > 0)
+    parts.push(view.peerSkips.map((s) => `- skipped: ${s}`).join('\n'));
+  return parts.join('\n\n');
 }
 
 function image(chart: ChartPlan): string {

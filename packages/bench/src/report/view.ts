@@ -5,6 +5,7 @@
  * `%g` rounding (half to even on the exact binary value), never `toPrecision`.
  */
 import { formatG, formatSpeedup, formatTime, formatTimeit, groupThousands } from './format-time.ts';
+import { peerSkips, peerTableView } from './peer-table.ts';
 import type { Environment, Measurement, Report, Scenario, SeedScenario } from './schema.ts';
 
 export interface LabelledValue {
@@ -26,7 +27,9 @@ export interface SeedView {
 
 export interface NoiseView {
   noisy: boolean;
-  /** One sentence for the top of a report. */
+  /** `Noisy run` or `Quiet run`. */
+  title: string;
+  /** One sentence: what it means, and the limits a quiet run stays within. */
   headline: string;
   /** One line per noisy scenario. */
   reasons: string[];
@@ -50,6 +53,9 @@ export interface ReportView {
   /** Null for reports from before noise was recorded. */
   noise: NoiseView | null;
   seed: SeedView | null;
+  /** kvkit and its peers side by side (null when no peer ran), and why peers were skipped. */
+  peers: TableView | null;
+  peerSkips: string[];
   scenarios: ScenarioView[];
 }
 
@@ -68,6 +74,8 @@ export function reportView(report: Report): ReportView {
     environment: environmentRows(report.environment),
     noise: noiseView(report),
     seed: seed && !seed.skipped ? seedView(seed) : null,
+    peers: peerTableView(report),
+    peerSkips: peerSkips(report),
     scenarios: report.scenarios.map(scenarioView),
   };
 }
@@ -92,9 +100,10 @@ function noiseView(report: Report): NoiseView | null {
   const limits = `other processes below ${formatG(n.maxOthersCpu, 3)} cores and every measurement's coefficient of variation below ${formatG(n.maxCv * 100, 3)}%`;
   return {
     noisy: n.noisy,
+    title: n.noisy ? 'Noisy run' : 'Quiet run',
     headline: n.noisy
-      ? `Noisy run: its ratios are unreliable (a quiet run has ${limits}).`
-      : `Quiet run: ${limits} in every scenario.`,
+      ? `Its ratios are unreliable: a quiet run has ${limits}.`
+      : `${limits[0]!.toUpperCase()}${limits.slice(1)} in every scenario.`,
     reasons: n.reasons,
   };
 }
