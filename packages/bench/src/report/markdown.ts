@@ -24,7 +24,13 @@ export function renderMarkdown(report: Report): string {
     'Times are per call: mean ± standard deviation over the repeats (population std. dev., as ' +
       "IPython's `%timeit`), each repeat timing `loops` calls.",
   );
-  if (view.peers || view.peerSkips.length > 0) blocks.push(peersBlock(view));
+  if (view.peers || view.peerSkips.length > 0)
+    blocks.push(
+      peersBlock(
+        view,
+        charts.filter((c) => c.scenarioId === 'peers'),
+      ),
+    );
   const overview = charts.filter((c) => c.scenarioId === null);
   if (overview.length > 0) blocks.push(['## Speedups', ...overview.map(image)].join('\n\n'));
   for (const s of view.scenarios) {
@@ -52,7 +58,7 @@ function noiseBlock(noise: NonNullable<ReportView['noise']>): string {
   return lines.join('\n');
 }
 
-function peersBlock(view: ReportView): string {
+function peersBlock(view: ReportView, charts: ChartPlan[]): string {
   const parts = [
     '## kvkit and its peers',
     "Mean time per call on the same weights and inputs, every peer checked against kvkit (within 1e-5) before its time is reported. PyTorch forms: `nn.Linear`, and `addmv` on an (in, out) contiguous weight copy (addmm for more than one row). ONNX Runtime sessions are made once, so set them against kvkit on a module built once. Floor: the time to read the weights and keys/values at this run's read bandwidth, or to do the FLOPs at its matMul rate, whichever is longer.",
@@ -60,6 +66,7 @@ function peersBlock(view: ReportView): string {
   if (view.peers) parts.push(table(view.peers));
   if (view.peerSkips.length > 0)
     parts.push(view.peerSkips.map((s) => `- skipped: ${s}`).join('\n'));
+  parts.push(...charts.map(image));
   return parts.join('\n\n');
 }
 
