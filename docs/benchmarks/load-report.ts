@@ -5,17 +5,22 @@
 //
 // Which report: the file named by $KVKIT_BENCH_REPORT if set (a path, relative to the directory
 // the command was started from), else packages/bench/reports/latest.json (written by
-// `npm run bench`, ignored by git), else packages/bench/reports/baseline.json (a committed copy
-// of a full run). With none of them, the page says there is no report yet.
-import { existsSync } from 'node:fs';
+// `npm run bench`, ignored by git), else the newest committed run in
+// packages/bench/reports/history/. With none of them, the page says there is no report yet.
+// The history chart follows the seed's ratios across every committed run, then the shown one.
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  historyChartSpec,
+  historyPoints,
+  planCharts,
   type ReportView,
+  readHistory,
   readReport,
   renderCharts,
+  renderSvg,
   reportView,
-  type Scenario,
   type ScenarioView,
 } from '@kvkit/bench';
 
@@ -24,8 +29,10 @@ export const reportEnvVar = 'KVKIT_BENCH_REPORT';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const reportsDir = join(repoRoot, 'packages', 'bench', 'reports');
+const historyDir = join(reportsDir, 'history');
 
-export type ReportKind = 'env' | 'latest' | 'baseline';
+/** Where the shown report came from: $KVKIT_BENCH_REPORT, latest.json, or the newest committed run. */
+export type ReportKind = 'env' | 'latest' | 'history';
 
 export interface ChartView {
   /** File name kvbench gives the chart, e.g. `context-step-time.svg`. */
@@ -44,6 +51,10 @@ export interface PageReport extends Omit<ReportView, 'scenarios'> {
   file: string;
   /** Charts that belong to no single scenario (the speedups across scenarios). */
   overviewCharts: ChartView[];
+  /** The peer comparison's chart (kvkit, PyTorch, both ONNX Runtimes, the floor), if any. */
+  peersCharts: ChartView[];
+  /** The seed's ratios across the committed runs and this one; null with nothing to draw. */
+  history: { runs: string[]; chart: ChartView } | null;
   scenarios: PageScenario[];
 }
 
@@ -61,11 +72,15 @@ function chooseReport(): { kind: ReportKind; path: string } | null {
     if (!existsSync(path)) throw new Error(`${reportEnvVar}=${fromEnv}: no such file (${path})`);
     return { kind: 'env', path };
   }
-  for (const kind of ['latest', 'baseline'] as const) {
-    const path = join(reportsDir, `${kind}.json`);
-    if (existsSync(path)) return { kind, path };
-  }
-  return null;
+  const latest = join(reportsDir, 'latest.json');
+  if (existsSync(latest)) return { kind: 'latest', path: latest };
+  const committed = existsSync(historyDir)
+    ? readdirSync(historyDir)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+    : [];
+  const newest = committed[committed.length - 1];
+  return newest ? { kind: 'history', path: join(historyDir, newest) } : null;
 }
 
 function displayPath(path: string): string {
@@ -92,13 +107,6 @@ export function scopeSvgIds(svg: string, prefix: string): string {
   return out;
 }
 
-/** The scenario a chart file belongs to (`context-step-time.svg` -> `context`), if any. */
-function chartOwner(file: string, scenarios: Scenario[]): string | null {
-  const name = file.replace(/\.svg$/, '');
-  const owner = scenarios.find((s) => name === s.id || name.startsWith(`${s.id}-`));
-  return owner ? owner.id : null;
-}
-
 async function page(kind: ReportKind, path: string): Promise<PageReport> {
   const report = readReport(path);
   let svgs: Record<string, string>;
@@ -107,9 +115,10 @@ async function page(kind: ReportKind, path: string): Promise<PageReport> {
   } catch (cause) {
     throw new Error(`Benchmarks page: rendering the charts of ${path} failed`, { cause });
   }
+  const owners = new Map(planCharts(report).map((p) => [p.file, p.scenarioId]));
   const charts = Object.entries(svgs).map(([file, svg]) => ({
     file,
-    owner: chartOwner(file, report.scenarios),
+    owner: owners.get(file) ?? null,
     svg: scopeSvgIds(svg, `kvbench-${file.replace(/\.svg$/, '')}`),
   }));
   const chartsOf = (owner: string | null): ChartView[] =>
@@ -120,8 +129,23 @@ async function page(kind: ReportKind, path: string): Promise<PageReport> {
     kind,
     file: displayPath(path),
     overviewCharts: chartsOf(null),
+    peersCharts: chartsOf('peers'),
+    history: await historyView(path, report),
     scenarios: view.scenarios.map((s) => ({ ...s, charts: s.skipped ? [] : chartsOf(s.id) })),
   };
+}
+
+/** The committed runs (oldest first), then the shown report when it is not one of them. */
+async function historyView(
+  path: string,
+  report: ReturnType<typeof readReport>,
+): Promise<PageReport['history']> {
+  const entries = existsSync(historyDir) ? readHistory(historyDir) : [];
+  if (relative(historyDir, dirname(path)) !== '') entries.push({ name: 'this report', report });
+  const spec = historyChartSpec(historyPoints(entries));
+  if (!spec) return null;
+  const svg = scopeSvgIds(await renderSvg(spec), 'kvbench-history');
+  return { runs: entries.map((e) => e.name), chart: { file: 'history.svg', svg } };
 }
 
 /** The page's data: the chosen report, formatted, with its charts (or none). */

@@ -13,6 +13,9 @@ export default defineLoader({
   // Rebuild the page in `vitepress dev` when a report is written or replaced. (Not the
   // $KVKIT_BENCH_REPORT file: VitePress globs these patterns, and a pattern outside the
   // repository would make the glob crawl from their common root, `/` at worst.)
-  watch: ['../../packages/bench/reports/latest.json', '../../packages/bench/reports/baseline.json'],
+  watch: [
+    '../../packages/bench/reports/latest.json',
+    '../../packages/bench/reports/history/*.json',
+  ],
   load: benchmarkData,
 });

@@ -1,11 +1,13 @@
-// Smoke test of the BUILT docs site in Debian's Chromium: the home page renders, and the
-// getting-started page runs the seed notebook's first forward pass on the tfjs wasm backend.
+// Smoke test of the BUILT docs site in Debian's Chromium: the home page renders, the
+// getting-started page runs the seed notebook's first forward pass on the tfjs wasm backend, and
+// the Benchmarks page shows its report as latest.md does.
 // Serves docs/.vitepress/dist with a tiny static server on 127.0.0.1 (a free port).
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readReport, renderMarkdown } from '@kvkit/bench';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { chromiumArgs, findChromium } from '../../scripts/browser.mjs';
@@ -182,6 +184,42 @@ describe('the built docs site', () => {
     await page.locator('a.VPButton', { hasText: 'Get started' }).click();
     await page.waitForURL('**/guide/getting-started.html');
     await expectLiveOutput(page, problems, urls);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});
+
+describe('the Benchmarks page', () => {
+  test('shows its report as latest.md does: noise verdict, machine, peers with floors, history', async () => {
+    const { page, problems } = await openPage();
+    await page.goto(`${origin}/benchmarks/`, { waitUntil: 'load' });
+    const source = page.getByTestId('benchmark-source');
+    const file = (await source.locator('code').last().textContent())!.trim();
+    const report = readReport(resolve(docsDir, '..', file));
+    const md = renderMarkdown(report);
+
+    const noise = page.getByTestId('benchmark-noise');
+    expect(await noise.getAttribute('data-noisy')).toBe(String(report.noise!.noisy));
+    expect(await noise.textContent()).toContain(report.noise!.noisy ? 'Noisy run' : 'Quiet run');
+    expect(await page.getByTestId('benchmark-machine').textContent()).toMatch(/read bandwidth \d/);
+
+    const rows = async (testId: string) =>
+      page
+        .getByTestId(testId)
+        .locator('tbody tr')
+        .evaluateAll((trs) =>
+          trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent!.trim())),
+        );
+    const peers = await rows('benchmark-peers');
+    expect(peers.length).toBeGreaterThanOrEqual(2);
+    expect(peers[0]![0]).toBe('seed cached loop');
+    const seed = await rows('benchmark-table-seed');
+    for (const row of [...peers, ...seed]) expect(md).toContain(`| ${row.join(' | ')} |`);
+    expect(seed.some((r) => r.some((c) => /\(bandwidth\)$/.test(c)))).toBe(true); // floors shown
+
+    const history = page.getByTestId('benchmark-history');
+    expect(await history.locator('svg').count()).toBe(1);
+    expect(await page.locator('figure[data-chart="peers.svg"] svg').count()).toBe(1);
     expect(problems).toEqual([]);
     await page.close();
   });

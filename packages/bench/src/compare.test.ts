@@ -21,6 +21,7 @@ function report(samples: Record<string, number[]>): Report {
   return {
     schemaVersion: 2,
     noise: null,
+    machine: null,
     environment: {} as Report['environment'],
     scenarios: [
       {

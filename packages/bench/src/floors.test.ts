@@ -60,11 +60,9 @@ describe('applyFloors', () => {
   const report = (machine: boolean): Report => ({
     schemaVersion: 2,
     noise: null,
+    machine: machine ? { readGBps: 20, matmulGflops: 30, measurements: [], noise: null } : null,
     environment: {} as Report['environment'],
     scenarios: [
-      ...(machine
-        ? [scenario({ id: 'machine', derived: { readGBps: 20, matmulGflops: 30 } })]
-        : []),
       scenario({
         id: 'context',
         params: { C: 4, nHead: 2, B: 1 },
@@ -74,15 +72,15 @@ describe('applyFloors', () => {
       }),
     ],
   });
-  test('uses the run s own machine rates', () => {
+  test("uses the run's own machine rates", () => {
     const r = report(true);
     applyFloors(r);
-    const floor = r.scenarios[1]!.measurements[0]!.floor!;
+    const floor = r.scenarios[0]!.measurements[0]!.floor!;
     expect(floor.kind).toBe('bandwidth');
     expect(floor.ms).toBeCloseTo(640 / 20 / 1e6, 15);
     expect(floor.ratio).toBeCloseTo(0.064 / (640 / 20 / 1e6), 6);
   });
-  test('without a machine scenario there is no floor', () => {
+  test('without a machine measurement there is no floor', () => {
     const r = report(false);
     applyFloors(r);
     expect(r.scenarios[0]!.measurements[0]!.floor).toBeUndefined();

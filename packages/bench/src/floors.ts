@@ -138,12 +138,12 @@ function peerWork(
   return null;
 }
 
-/** The run's rates from its `machine` scenario: GB/s (1e9 bytes) and GFLOP/s. */
+/** The run's rates from its machine measurement: GB/s (1e9 bytes) and GFLOP/s. */
 export function machineRates(report: Report): { readGBps: number; gflops: number } | null {
-  const m = report.scenarios.find((s) => s.id === 'machine' && !s.skipped);
-  const readGBps = m?.derived.readGBps;
-  const gflops = m?.derived.matmulGflops;
-  return readGBps && gflops ? { readGBps, gflops } : null;
+  const m = report.machine;
+  return m && m.readGBps > 0 && m.matmulGflops > 0
+    ? { readGBps: m.readGBps, gflops: m.matmulGflops }
+    : null;
 }
 
 /** The floor of one call: the slower of reading its bytes and doing its FLOPs. */
@@ -163,14 +163,14 @@ export function floorOf(
 }
 
 /**
- * Sets `floor` on every measurement the model covers, from the run's own machine scenario.
- * Does nothing when the run has no machine measurement.
+ * Sets `floor` on every measurement the model covers, from the run's own machine measurement.
+ * Does nothing when the run has none.
  */
 export function applyFloors(report: Report): void {
   const rates = machineRates(report);
   if (!rates) return;
   for (const s of report.scenarios) {
-    if (s.skipped || s.id === 'machine') continue;
+    if (s.skipped) continue;
     for (const m of s.measurements) {
       const work = measurementWork(s, m);
       if (work && (work.bytes > 0 || work.flops > 0))

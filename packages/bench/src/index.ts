@@ -36,6 +36,7 @@ export type {
   Environment,
   Floor,
   LoadSample,
+  Machine,
   Measurement,
   Report,
   RunNoise,
@@ -48,6 +49,7 @@ export type {
 export { schemaVersion } from './report/schema.ts';
 export {
   type LabelledValue,
+  type MachineView,
   type NoiseView,
   type ReportView,
   reportView,

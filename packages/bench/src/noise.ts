@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import type {
   LoadSample,
+  Machine,
   Measurement,
   RunNoise,
   Scenario,
@@ -117,8 +118,11 @@ export function noiseReasons(othersCpu: number | null, measurements: Measurement
   return reasons;
 }
 
-/** The run's verdict from its scenarios' noise records. */
-export function runNoise(scenarios: Scenario[]): RunNoise {
-  const reasons = scenarios.flatMap((s) => (s.noise?.reasons ?? []).map((r) => `${s.id}: ${r}`));
+/** The run's verdict from its scenarios' noise records (and the machine measurement's). */
+export function runNoise(scenarios: Scenario[], machine: Machine | null = null): RunNoise {
+  const reasons = [
+    ...(machine?.noise?.reasons ?? []).map((r) => `machine: ${r}`),
+    ...scenarios.flatMap((s) => (s.noise?.reasons ?? []).map((r) => `${s.id}: ${r}`)),
+  ];
   return { noisy: reasons.length > 0, reasons, maxOthersCpu, maxCv };
 }

@@ -1,6 +1,7 @@
 import { initBackend, ValueError } from '@kvkit/tensor-utils';
 import { environment } from './environment.ts';
 import { applyFloors } from './floors.ts';
+import { measureMachine } from './machine.ts';
 import { coefficientOfVariation, runNoise, watchNoise } from './noise.ts';
 import type { Report, Scenario } from './report/schema.ts';
 import { schemaVersion } from './report/schema.ts';
@@ -9,11 +10,13 @@ import { scenarios } from './scenarios/index.ts';
 import type { TimeitOptions } from './timeit.ts';
 
 export interface RunOptions {
-  /** Scenario ids to run (default: all, in order); `machine` (the floors' rates) always runs. */
+  /** Scenario ids to run (default: all, in order). */
   only?: string[];
   quick?: boolean;
   backend?: 'wasm' | 'cpu';
   timing?: TimeitOptions;
+  /** Measure the machine's limits first, for the floors (default true). */
+  machine?: boolean;
   /** Receives a line of progress; `transient` lines may be overwritten by the next one. */
   onProgress?: (line: string, transient: boolean) => void;
 }
@@ -35,20 +38,34 @@ export async function runBenchmarks(options: RunOptions = {}): Promise<Report> {
       value: unknown,
     });
   }
-  // The machine's limits are measured in every run: every floor needs them.
-  const chosen = options.only
-    ? scenarios.filter((s) => s.id === 'machine' || options.only!.includes(s.id))
-    : scenarios;
+  const chosen = options.only ? scenarios.filter((s) => options.only!.includes(s.id)) : scenarios;
   const info = await initBackend(backend);
   const report: Report = {
     schemaVersion,
     environment: environment(info, quick),
     noise: null,
+    machine: null,
     scenarios: [],
   };
   const results = new Map<string, Scenario>();
   const say = options.onProgress ?? (() => {});
   const quickTiming: TimeitOptions = quick ? { repeats: 3, targetMs: 20 } : {};
+  if (options.machine ?? true) {
+    const watch = watchNoise();
+    const machine = measureMachine({
+      quick,
+      backend,
+      timing: { ...quickTiming, ...options.timing },
+      progress: (m) => say(`[machine] ${m}`, true),
+    });
+    for (const m of machine.measurements) m.cv = coefficientOfVariation(m);
+    machine.noise = watch.stop(machine.measurements);
+    report.machine = machine;
+    say(
+      `[machine] read ${machine.readGBps.toFixed(1)} GB/s, matMul ${machine.matmulGflops.toFixed(1)} GFLOP/s`,
+      false,
+    );
+  }
   for (const [i, def] of chosen.entries()) {
     const prefix = `[${i + 1}/${chosen.length}]`;
     let current = def.id;
@@ -80,6 +97,6 @@ export async function runBenchmarks(options: RunOptions = {}): Promise<Report> {
     );
   }
   applyFloors(report);
-  report.noise = runNoise(report.scenarios);
+  report.noise = runNoise(report.scenarios, report.machine);
   return report;
 }

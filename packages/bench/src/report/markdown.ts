@@ -20,6 +20,7 @@ export function renderMarkdown(report: Report): string {
   const charts = planCharts(report);
   const blocks: string[] = ['# kvkit benchmark report', environmentList(view)];
   if (view.noise) blocks.push(noiseBlock(view.noise));
+  if (view.machine) blocks.push(machineBlock(view.machine));
   blocks.push(
     'Times are per call: mean ± standard deviation over the repeats (population std. dev., as ' +
       "IPython's `%timeit`), each repeat timing `loops` calls.",
@@ -56,6 +57,15 @@ function noiseBlock(noise: NonNullable<ReportView['noise']>): string {
   ];
   for (const r of noise.reasons) lines.push(`> - ${r}`);
   return lines.join('\n');
+}
+
+function machineBlock(m: NonNullable<ReportView['machine']>): string {
+  return [
+    "## The machine's limits",
+    `Measured at the start of this run; every floor uses them: ${m.rates.map((r) => `${r.label} ${r.value}`).join(', ')} (from each measurement's fastest repeat).`,
+    ...(m.noise ? [`Noise: ${m.noise}`] : []),
+    table(m),
+  ].join('\n\n');
 }
 
 function peersBlock(view: ReportView, charts: ChartPlan[]): string {

@@ -59,6 +59,7 @@ export function upgradeReport(report: unknown, source: string | null = null): Re
     ...(r as Omit<Report, 'schemaVersion' | 'noise'>),
     schemaVersion,
     noise: null,
+    machine: null,
     scenarios: r.scenarios.map((s) => ({ ...s, noise: null })),
   };
 }

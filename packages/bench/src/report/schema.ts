@@ -124,9 +124,22 @@ export interface SeedScenario extends ScenarioBase {
 
 export type Scenario = ScenarioBase | SeedScenario;
 
+/** The machine's limits, measured at the start of the run: the floors' rates. */
+export interface Machine {
+  /** Read-only memory bandwidth, GB/s (1e9 bytes), from the fastest repeat. */
+  readGBps: number;
+  /** matMul rate on the run's backend (XNNPACK on wasm), GFLOP/s, from the fastest repeat. */
+  matmulGflops: number;
+  /** The two measurements: `read` and `matmul`. */
+  measurements: Measurement[];
+  noise: ScenarioNoise | null;
+}
+
 export interface Report {
   schemaVersion: typeof schemaVersion;
   environment: Environment;
+  /** The floors' rates; null in reports from before it was measured, or when not measured. */
+  machine: Machine | null;
   /** The run's noise verdict; null in reports from before it was recorded (version 1). */
   noise: RunNoise | null;
   scenarios: Scenario[];

@@ -6,7 +6,15 @@
  */
 import { formatG, formatSpeedup, formatTime, formatTimeit, groupThousands } from './format-time.ts';
 import { peerSkips, peerTableView } from './peer-table.ts';
-import type { Environment, Measurement, Report, Scenario, SeedScenario } from './schema.ts';
+import type {
+  Environment,
+  Machine,
+  Measurement,
+  Report,
+  Scenario,
+  ScenarioNoise,
+  SeedScenario,
+} from './schema.ts';
 
 export interface LabelledValue {
   label: string;
@@ -47,8 +55,16 @@ export interface ScenarioView extends TableView {
   noisy: boolean;
 }
 
+/** The machine's limits the floors use, with their measurements. */
+export interface MachineView extends TableView {
+  rates: LabelledValue[];
+  noise: string | null;
+  noisy: boolean;
+}
+
 export interface ReportView {
   quick: boolean;
+  machine: MachineView | null;
   environment: LabelledValue[];
   /** Null for reports from before noise was recorded. */
   noise: NoiseView | null;
@@ -71,6 +87,7 @@ export function reportView(report: Report): ReportView {
   const seed = report.scenarios.find(isSeed);
   return {
     quick: report.environment.quick,
+    machine: report.machine ? machineView(report.machine) : null,
     environment: environmentRows(report.environment),
     noise: noiseView(report),
     seed: seed && !seed.skipped ? seedView(seed) : null,
@@ -139,16 +156,27 @@ function scenarioView(s: Scenario): ScenarioView {
       label,
       value: formatDerived(label, v),
     })),
-    noise: s.noise ? scenarioNoiseLine(s) : null,
+    noise: s.noise ? noiseLine(s.noise, s.measurements) : null,
     noisy: (s.noise?.reasons.length ?? 0) > 0,
   };
 }
 
-function scenarioNoiseLine(s: Scenario): string {
-  const n = s.noise!;
+function machineView(m: Machine): MachineView {
+  return {
+    ...measurementTable(m.measurements),
+    rates: [
+      { label: 'read bandwidth', value: `${formatG(m.readGBps, 3)} GB/s` },
+      { label: 'matMul', value: `${formatG(m.matmulGflops, 3)} GFLOP/s` },
+    ],
+    noise: m.noise ? noiseLine(m.noise, m.measurements) : null,
+    noisy: (m.noise?.reasons.length ?? 0) > 0,
+  };
+}
+
+function noiseLine(n: ScenarioNoise, measurements: Measurement[]): string {
   const load = `load average ${formatG(n.before.load1, 3)} → ${formatG(n.after.load1, 3)} on ${n.after.cpuCount} CPUs`;
   const others = n.othersCpu === null ? '' : `, other processes ${formatG(n.othersCpu, 2)} cores`;
-  const cvs = s.measurements.map((m) => m.cv).filter((c): c is number => typeof c === 'number');
+  const cvs = measurements.map((m) => m.cv).filter((c): c is number => typeof c === 'number');
   const cv = cvs.length > 0 ? `, largest CV ${formatPercent(Math.max(...cvs))}` : '';
   const verdict = n.reasons.length > 0 ? `noisy (${n.reasons.join('; ')})` : 'quiet';
   return `${verdict}: ${load}${others}${cv}`;

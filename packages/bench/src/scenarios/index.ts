@@ -4,7 +4,6 @@ import { batchScenario } from './batch.ts';
 import { capacityScenario } from './capacity.ts';
 import { contextScenario } from './context.ts';
 import { headsScenario } from './heads.ts';
-import { machineScenario } from './machine.ts';
 import { peerOrtNodeScenario, peerOrtWebScenario } from './peer-ort.ts';
 import { peerTorchScenario } from './peer-torch.ts';
 import { prefillScenario } from './prefill.ts';
@@ -13,7 +12,6 @@ import { steadyScenario } from './steady.ts';
 
 /** Every scenario, in the order a full run takes them (the peers read the seed and context results). */
 export const scenarios: readonly ScenarioDefinition[] = [
-  machineScenario,
   seedScenario,
   contextScenario,
   capacityScenario,

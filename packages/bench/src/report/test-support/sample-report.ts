@@ -127,6 +127,7 @@ export function sampleReport(): Report {
   return {
     schemaVersion: 2,
     noise: null,
+    machine: null,
     environment: {
       node: 'v20.19.0',
       backend: 'wasm',
