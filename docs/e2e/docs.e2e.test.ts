@@ -215,7 +215,7 @@ describe('the Benchmarks page', () => {
     expect(peers[0]![0]).toBe('seed cached loop');
     const seed = await rows('benchmark-table-seed');
     for (const row of [...peers, ...seed]) expect(md).toContain(`| ${row.join(' | ')} |`);
-    expect(seed.some((r) => r.some((c) => /\(bandwidth\)$/.test(c)))).toBe(true); // floors shown
+    expect(seed.some((r) => r.some((c) => /\((bandwidth|flops)\)$/.test(c)))).toBe(true); // floors shown
 
     const history = page.getByTestId('benchmark-history');
     expect(await history.locator('svg').count()).toBe(1);
