@@ -41,6 +41,21 @@ function kvkitLayer(nKvHeads: number | null) {
   return { mha, x, data: x.dataSync() as Float32Array };
 }
 
+/** A session of the graph built from `weights` (default: the module's own). */
+async function runnerFor(
+  id: 'ort-web' | 'ort-node',
+  mha: CausalSelfAttention,
+  weights = layerWeights(mha),
+) {
+  const engine = engines[id]!;
+  return new PastPresentRunner(engine, await engine.createSession(attentionModel([weights])), {
+    B,
+    nKvHeads: mha.dims.nKvHeads,
+    headSize: mha.dims.headSize,
+    layers: 1,
+  });
+}
+
 describe.each([
   ['ort-web', null],
   ['ort-node', null],
@@ -49,14 +64,7 @@ describe.each([
 ] as const)('%s, nKvHeads=%s', (id, nKvHeads) => {
   test('prefill 3 then single-token steps equal kvkit cached decoding, step by step', async () => {
     const { mha, x, data } = kvkitLayer(nKvHeads);
-    const engine = engines[id]!;
-    const session = await engine.createSession(attentionModel([layerWeights(mha)]));
-    const runner = new PastPresentRunner(engine, session, {
-      B,
-      nKvHeads: mha.dims.nKvHeads,
-      headSize: mha.dims.headSize,
-      layers: 1,
-    });
+    const runner = await runnerFor(id, mha);
     let pasts = runner.emptyPasts();
     let worst = 0;
     const chunks: [number, number][] = [
@@ -89,14 +97,7 @@ describe.each([
 
   test('a whole prefix with empty pasts equals kvkit no-cache forward (causal mask)', async () => {
     const { mha, x, data } = kvkitLayer(nKvHeads);
-    const engine = engines[id]!;
-    const session = await engine.createSession(attentionModel([layerWeights(mha)]));
-    const runner = new PastPresentRunner(engine, session, {
-      B,
-      nKvHeads: mha.dims.nKvHeads,
-      headSize: mha.dims.headSize,
-      layers: 1,
-    });
+    const runner = await runnerFor(id, mha);
     const { output } = await runner.run(runner.input(data, T, C), runner.emptyPasts());
     const ours = mha.forward(x);
     expect(maxAbsDiff(ours.dataSync(), values(output))).toBeLessThanOrEqual(peerTolerance);
@@ -118,13 +119,7 @@ test('a graph from other weights does not pass for kvkit (the check can fail)', 
   const { mha, x, data } = kvkitLayer(null);
   const w = layerWeights(mha);
   w.cProjBias[0]! += 1e-3;
-  const engine = engines['ort-node']!;
-  const runner = new PastPresentRunner(engine, await engine.createSession(attentionModel([w])), {
-    B,
-    nKvHeads: nHead,
-    headSize: C / nHead,
-    layers: 1,
-  });
+  const runner = await runnerFor('ort-node', mha, w);
   const { output } = await runner.run(runner.input(data, T, C), runner.emptyPasts());
   const ours = mha.forward(x);
   expect(maxAbsDiff(ours.dataSync(), values(output))).toBeGreaterThan(peerTolerance);
