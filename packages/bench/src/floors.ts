@@ -165,6 +165,10 @@ export function floorOf(
 /**
  * Sets `floor` on every measurement the model covers, from the run's own machine measurement.
  * Does nothing when the run has none.
+ *
+ * @example
+ * applyFloors(report);
+ * report.scenarios[0].measurements[0].floor?.ratio; // measured mean / floor
  */
 export function applyFloors(report: Report): void {
   const rates = machineRates(report);

@@ -15,9 +15,19 @@ import type {
   ScenarioNoise,
 } from './report/schema.ts';
 
-/** A scenario is noisy when other processes used at least this many cores while it ran. */
+/**
+ * A scenario is noisy when other processes used at least this many cores while it ran.
+ *
+ * @example
+ * if ((scenario.noise?.othersCpu ?? 0) >= maxOthersCpu) console.log('disturbed');
+ */
 export const maxOthersCpu = 0.5;
-/** A measurement is noisy when its standard deviation exceeds this fraction of its mean. */
+/**
+ * A measurement is noisy when its standard deviation exceeds this fraction of its mean.
+ *
+ * @example
+ * const wide = scenario.measurements.filter((m) => (m.cv ?? 0) > maxCv);
+ */
 export const maxCv = 0.1;
 
 /** The load average now, and the CPUs this process may use. */

@@ -9,6 +9,8 @@
  * model (embeddings, norms, MLPs) adds its own nodes around `attentionLayer` with the same
  * builder and the same past/present names.
  */
+
+import { ValueError } from '@kvkit/tensor-utils';
 import { OnnxGraph } from './onnx-graph.ts';
 
 /** One layer's sizes and parameters under torch's names and layouts (`weight` is (out, in)). */
@@ -24,7 +26,12 @@ export interface AttentionLayerWeights {
   cProjBias: Float32Array;
 }
 
-/** The graph's value names, as transformers.js names them for decoder models. */
+/**
+ * The graph's value names, as transformers.js names them for decoder models.
+ *
+ * @example
+ * feeds[onnxNames.pastKey(0)] = previous[onnxNames.presentKey(0)];
+ */
 export const onnxNames = {
   input: 'input',
   output: 'output',
@@ -44,6 +51,10 @@ function transposed(w: Float32Array, out: number, inp: number): Float32Array {
 /**
  * Appends one attention layer (index `i`) to `g`: x (B, T, C) in, (B, T, C) out; declares the
  * layer's past inputs and present outputs. Returns the output value.
+ *
+ * @example
+ * const g = new OnnxGraph('block');
+ * const y = attentionLayer(g, g.input('input', ['B', 'T', 768]), layerWeights(mha), 0);
  */
 export function attentionLayer(
   g: OnnxGraph,
@@ -122,7 +133,8 @@ export function attentionLayer(
  * const session = await ort.InferenceSession.create(bytes);
  */
 export function attentionModel(layers: readonly AttentionLayerWeights[]): Uint8Array {
-  if (layers.length === 0) throw new RangeError('attentionModel: no layers');
+  if (layers.length === 0)
+    throw new ValueError('attentionModel: no layers', { argument: 'layers', value: layers });
   const C = layers[0]!.C;
   const g = new OnnxGraph('kvkit_attention');
   let x = g.input(onnxNames.input, ['B', 'T', C]);

@@ -5,6 +5,7 @@
  * writes the graphs of its peers from the very weights kvkit uses.
  */
 import { create, toBinary } from '@bufbuild/protobuf';
+import { ShapeError, ValueError } from '@kvkit/tensor-utils';
 import {
   type AttributeProto,
   AttributeProto_AttributeType,
@@ -85,7 +86,13 @@ export class OnnxGraph {
   initializer(name: string, shape: readonly number[], data: Float32Array): string {
     const size = shape.reduce((a, b) => a * b, 1);
     if (data.length !== size) {
-      throw new RangeError(`initializer ${name}: ${data.length} values for shape [${shape}]`);
+      throw new ShapeError(
+        `initializer ${name}: ${data.length} values for shape [${shape}] (${size})`,
+        {
+          expected: shape,
+          actual: [data.length],
+        },
+      );
     }
     this.#claim(name);
     const bytes = new Uint8Array(data.byteLength);
@@ -124,6 +131,11 @@ export class OnnxGraph {
     attributes: Record<string, Attribute> = {},
     outputs: readonly string[] | number = 1,
   ): string[] {
+    if (typeof outputs !== 'number') {
+      // Check every name before claiming any: a refused node leaves the graph as it was.
+      const taken = outputs.find((n, i) => this.#names.has(n) || outputs.indexOf(n) !== i);
+      if (taken !== undefined) this.#claim(taken);
+    }
     const names =
       typeof outputs === 'number'
         ? Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase()))
@@ -160,7 +172,11 @@ export class OnnxGraph {
   }
 
   #claim(name: string): string {
-    if (this.#names.has(name)) throw new RangeError(`ONNX value name '${name}' is used twice`);
+    if (this.#names.has(name))
+      throw new ValueError(`ONNX value name '${name}' is used twice`, {
+        argument: 'name',
+        value: name,
+      });
     this.#names.add(name);
     return name;
   }

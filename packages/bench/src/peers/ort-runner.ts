@@ -4,6 +4,8 @@
  * as its pasts. Inputs are made once, outside anything timed (kvkit's and PyTorch's loops slice
  * their inputs beforehand too).
  */
+
+import { DTypeError, ValueError } from '@kvkit/tensor-utils';
 import { onnxNames } from './onnx-attention.ts';
 import type { OrtEngine, OrtSession, OrtTensor } from './ort-engines.ts';
 
@@ -29,7 +31,14 @@ export function sliceTokens(
   return out;
 }
 
-/** A session plus the feeding rules. */
+/**
+ * A session plus the feeding rules.
+ *
+ * @example
+ * const runner = new PastPresentRunner(engine, session, { B: 1, nKvHeads: 12, headSize: 64, layers: 1 });
+ * let { output, pasts } = await runner.feed([prompt]); // prefill from empty pasts
+ * ({ output, pasts } = await runner.run(nextToken, pasts)); // one decode step
+ */
 export class PastPresentRunner {
   readonly #engine: OrtEngine;
   readonly #session: OrtSession;
@@ -82,7 +91,11 @@ export class PastPresentRunner {
     let pasts = this.emptyPasts();
     let output: OrtTensor | null = null;
     for (const chunk of chunks) ({ output, pasts } = await this.run(chunk, pasts));
-    if (!output) throw new RangeError('PastPresentRunner.feed: no chunks');
+    if (!output)
+      throw new ValueError('PastPresentRunner.feed: no chunks to feed', {
+        argument: 'chunks',
+        value: chunks,
+      });
     return { output, pasts };
   }
 
@@ -93,6 +106,12 @@ export class PastPresentRunner {
 
 /** A tensor's values as float32 (ONNX Runtime returns Float32Array for float32 outputs). */
 export function values(t: OrtTensor): Float32Array {
-  if (!(t.data instanceof Float32Array)) throw new TypeError('expected a float32 tensor');
+  if (!(t.data instanceof Float32Array)) {
+    const actual = (t.data as object | null)?.constructor?.name ?? typeof t.data;
+    throw new DTypeError(`expected float32 values (Float32Array), got ${actual}`, {
+      expected: 'float32',
+      actual,
+    });
+  }
   return t.data;
 }

@@ -70,6 +70,9 @@ const config = {
 /**
  * Which charts the report gets, in Markdown order. A chart is left out when its scenario is
  * missing or skipped, or has no usable numbers.
+ *
+ * @example
+ * planCharts(report).map((c) => c.file); // ['speedup.svg', 'context-step-time.svg', ...]
  */
 export function planCharts(report: Report): ChartPlan[] {
   const plans: (ChartPlan | null)[] = [
@@ -113,7 +116,12 @@ export async function renderCharts(report: Report): Promise<Record<string, strin
 // render keeps ids stable, and the queue stops two concurrent renders from sharing the counters.
 let queue: Promise<unknown> = Promise.resolve();
 
-/** Compiles a Vega-Lite spec and renders it headless to an SVG string. */
+/**
+ * Compiles a Vega-Lite spec and renders it headless to an SVG string.
+ *
+ * @example
+ * const svg = await renderSvg(historyChartSpec(historyPoints(readHistory(dir)))!);
+ */
 export function renderSvg(spec: TopLevelSpec): Promise<string> {
   const vgSpec = compile(spec).spec;
   const run = queue.then(async () => {

@@ -31,7 +31,12 @@ const derived = (r: Report, id: string, ...keys: string[]): number | null => {
   return null;
 };
 
-/** The seed's ratios: its speedup, its distance to the floor, and kvkit over each peer. */
+/**
+ * The seed's ratios: its speedup, its distance to the floor, and kvkit over each peer.
+ *
+ * @example
+ * const series = [...historySeries, { id: 'gpt-torch', label: 'gpt: kvkit / PyTorch', value: () => null }];
+ */
 export const historySeries: HistorySeries[] = [
   {
     id: 'seed-speedup',
@@ -90,6 +95,12 @@ export interface HistoryPoint {
   noisy: boolean;
 }
 
+/**
+ * The points of every series in every run, oldest run first.
+ *
+ * @example
+ * const points = historyPoints(readHistory('reports/history'));
+ */
 export function historyPoints(entries: HistoryEntry[], series = historySeries): HistoryPoint[] {
   return entries.flatMap(({ name, report }) =>
     series.flatMap((s) => {
@@ -112,6 +123,10 @@ export function historyPoints(entries: HistoryEntry[], series = historySeries): 
 /**
  * The history chart: each series' ratio per run, on a log axis (1 = parity with the peer, or no
  * speedup); hollow points are runs flagged noisy. Null when no run has a value.
+ *
+ * @example
+ * const spec = historyChartSpec(historyPoints(entries));
+ * if (spec) writeFileSync('history.svg', await renderSvg(spec));
  */
 export function historyChartSpec(points: HistoryPoint[]): TopLevelSpec | null {
   if (points.length === 0) return null;

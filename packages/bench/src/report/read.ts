@@ -6,10 +6,20 @@ import { readFileSync } from 'node:fs';
 import { KvkitError } from '@kvkit/tensor-utils';
 import { type Report, schemaVersion } from './schema.ts';
 
-/** The schema versions `upgradeReport` reads. */
+/**
+ * The schema versions `upgradeReport` reads.
+ *
+ * @example
+ * readableVersions.includes(json.schemaVersion);
+ */
 export const readableVersions = [1, schemaVersion] as const;
 
-/** A report of a schema version this package cannot read, or no report at all. */
+/**
+ * A report of a schema version this package cannot read, or no report at all.
+ *
+ * @example
+ * try { readReport(file); } catch (e) { if (e instanceof ReportSchemaError) console.log(e.actual); }
+ */
 export class ReportSchemaError extends KvkitError {
   override name = 'ReportSchemaError';
   /** The version found (`undefined` when the field is missing). */
@@ -64,7 +74,12 @@ export function upgradeReport(report: unknown, source: string | null = null): Re
   };
 }
 
-/** Reads a report file of any readable version as a current report (see `upgradeReport`). */
+/**
+ * Reads a report file of any readable version as a current report (see `upgradeReport`).
+ *
+ * @example
+ * const base = readReport('reports/history/2026-11-26-kernel.json'); // version 1, upgraded
+ */
 export function readReport(file: string): Report {
   let parsed: unknown;
   try {
