@@ -18,7 +18,12 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
   },
   {
     text: 'Concepts',
-    items: [{ text: 'Static cache', link: '/concepts/static-cache' }],
+    items: [
+      { text: 'Static cache', link: '/concepts/static-cache' },
+      { text: 'Dynamic cache', link: '/concepts/dynamic-cache' },
+      { text: 'Sliding-window cache', link: '/concepts/sliding-window' },
+      { text: 'Sink cache', link: '/concepts/sink-cache' },
+    ],
   },
   {
     text: 'API',
@@ -39,6 +44,7 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
       { text: 'The toolchain', link: '/decisions/toolchain' },
       { text: 'Where the static cache keeps its rows', link: '/decisions/kv-cache-storage' },
       { text: 'A WebAssembly kernel for attention', link: '/decisions/attention-kernel' },
+      { text: 'One cache contract for every strategy', link: '/decisions/kv-cache-contract' },
     ],
   },
 ];

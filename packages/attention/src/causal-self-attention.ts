@@ -1,19 +1,23 @@
-import { type KVCache, StaticKVCache } from '@kvkit/kv-cache';
+import {
+  type CacheSpec,
+  checkCacheSpec,
+  createCache,
+  defaultHeap,
+  type KernelHeap,
+  type KVCache,
+} from '@kvkit/kv-cache';
 import {
   CacheCapacityError,
   DisposedError,
   DTypeError,
-  getDefaultGenerator,
-  kernels,
-  readInto,
   ShapeError,
   ValueError,
 } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AttentionDims, attentionDims, type GPTConfig } from './config.ts';
-import { dropout } from './dropout.ts';
+import { forwardKernel } from './kernel-forward.ts';
 import { Linear } from './linear.ts';
-import { causalMask } from './mask.ts';
+import { forwardReference } from './reference-forward.ts';
 import { readStateDict, type StateDict } from './state-dict.ts';
 
 export interface AttentionOptions {
@@ -21,6 +25,14 @@ export interface AttentionOptions {
   layer?: number;
   /** `kernel` (default) or `reference` (plain tfjs ops; see CausalSelfAttention.implementation). */
   implementation?: 'kernel' | 'reference';
+  /**
+   * The cache strategy the module builds on its first cached forward: `'static'` (default, the
+   * seed's), `'dynamic'`, `{ strategy: 'sliding-window', window }`,
+   * `{ strategy: 'sink', window, sinkTokens }`, or a function building any KVCache.
+   */
+  cache?: CacheSpec;
+  /** The kernel heap for the module's own cache and its no-cache forward; `defaultHeap()`. */
+  heap?: KernelHeap;
 }
 
 export interface ForwardOptions {
@@ -37,7 +49,8 @@ export interface ForwardOptions {
  * Parameters are drawn from the default generator in torch's order, so `setSeed(42)` before
  * construction gives the notebook's weights. Query head h reads key/value head
  * `floor(h / (nh / nkv))` (MHA, GQA and MQA). The no-cache forward is the reference; the
- * cached forward matches it for any chunk schedule.
+ * cached forward matches it for any chunk schedule, with any cache strategy (a windowed one
+ * matching the no-cache forward under the same visibility rule).
  *
  * @example
  * setSeed(42);
@@ -52,6 +65,10 @@ export class CausalSelfAttention {
   readonly layer: number;
   readonly cAttn: Linear;
   readonly cProj: Linear;
+  /** The strategy of the cache the module builds for itself (see AttentionOptions.cache). */
+  readonly cacheSpec: CacheSpec;
+  /** The heap of the module's own cache and of its no-cache kernel forward. */
+  readonly heap: KernelHeap;
   #training = true; // torch modules start in training mode
   #cache: KVCache | null = null;
   #ownsCache = true;
@@ -76,12 +93,12 @@ export class CausalSelfAttention {
     if (this.implementation !== 'kernel' && this.implementation !== 'reference') {
       throw new ValueError(
         `implementation must be 'kernel' or 'reference', got '${String(this.implementation)}'`,
-        {
-          argument: 'implementation',
-          value: this.implementation,
-        },
+        { argument: 'implementation', value: this.implementation },
       );
     }
+    this.cacheSpec = options.cache ?? 'static';
+    this.heap = options.heap ?? defaultHeap();
+    checkCacheSpec(this.cacheSpec); // a bad spec fails now, not at the first cached forward
     const { nEmbd, nKvHeads, headSize } = this.dims;
     this.cAttn = new Linear(nEmbd, nEmbd + 2 * nKvHeads * headSize); // key, query, value projections
     this.cProj = new Linear(nEmbd, nEmbd); // output projection
@@ -110,27 +127,41 @@ export class CausalSelfAttention {
 
   /**
    * Uses `cache` (any strategy, possibly shared by several layers) from now on. The module does
-   * not own it: `dispose()` leaves it alone. The previous cache, if the module owned it, is freed.
+   * not own it: `dispose()` leaves it alone. The previous cache, if the module owned it, is
+   * freed. Passing the module's own cache changes nothing (the module keeps owning it).
    */
   useCache(cache: KVCache): this {
     this.#alive();
+    if (cache === this.#cache) return this;
+    if (typeof cache !== 'object' || cache === null || typeof cache.update !== 'function') {
+      throw new ValueError(`useCache: expected a KVCache, got ${String(cache)}`, {
+        argument: 'cache',
+        value: cache,
+      });
+    }
+    if (cache.isDisposed) throw new DisposedError('useCache: the cache');
     const { maxBatchSize, nKvHeads, headSize, blockSize } = this.dims;
     if (
       cache.nKvHeads !== nKvHeads ||
       cache.headSize !== headSize ||
-      cache.capacity < blockSize ||
+      (cache.maxPosition !== null && cache.maxPosition < blockSize) ||
       this.layer >= cache.nLayers
     ) {
       throw new ShapeError(
-        `useCache: cache (nkv=${cache.nKvHeads}, hs=${cache.headSize}, capacity=${cache.capacity}, layers=${cache.nLayers}) ` +
+        `useCache: cache (nkv=${cache.nKvHeads}, hs=${cache.headSize}, maxPosition=${cache.maxPosition}, layers=${cache.nLayers}) ` +
           `does not fit this layer (nkv=${nKvHeads}, hs=${headSize}, blockSize=${blockSize}, layer=${this.layer})`,
         {
           expected: [maxBatchSize, nKvHeads, blockSize, headSize],
-          actual: [cache.maxBatchSize, cache.nKvHeads, cache.capacity, cache.headSize],
+          actual: [
+            cache.maxBatchSize ?? -1,
+            cache.nKvHeads,
+            cache.maxPosition ?? -1,
+            cache.headSize,
+          ],
         },
       );
     }
-    if (cache !== this.#cache && this.#ownsCache) this.#cache?.dispose();
+    if (this.#ownsCache) this.#cache?.dispose();
     this.#cache = cache;
     this.#ownsCache = false;
     return this;
@@ -155,144 +186,55 @@ export class CausalSelfAttention {
   /**
    * Attention over `x` `(B, T, C)`, returning `(B, T, C)`. Without the cache, the T tokens
    * attend causally among themselves. With `useKvCache`, their keys and values are written at
-   * positions `[startPos, startPos + T)` and they attend over positions `[0, startPos + T)`.
-   * A startPos below the cached length rewinds the cache to there. Every argument is checked
-   * before anything changes: a rejected call leaves the cache exactly as it was.
+   * positions `[startPos, startPos + T)` and they attend over the positions the cache's
+   * strategy keeps (all of `[0, startPos + T)` for the static and dynamic caches). A startPos
+   * below the cached length first crops the cache back to it (the seed's rewind), which a
+   * windowed cache refuses once it has evicted what the shorter sequence needs. Every argument
+   * is checked before anything changes: a rejected call leaves the cache exactly as it was.
    */
   forward(x: tf.Tensor, options: ForwardOptions = {}): tf.Tensor3D {
     const { useKvCache = false, startPos = 0 } = options;
     this.#checkInput(x, useKvCache, startPos);
     const [B, T] = x.shape as [number, number, number];
     const cache = useKvCache ? (this.#cache ?? this.#newCache()) : null;
-    cache?.checkWrite(this.layer, B, startPos, T);
-    if (cache && !this.#cache) {
-      // Adopted only now that the call is accepted: a rejected first call leaves kvCache null.
-      this.#cache = cache;
-      this.#ownsCache = true;
+    let beforeWrite = () => {};
+    if (cache) {
+      try {
+        this.#checkCachedCall(cache, B, T, startPos);
+      } catch (error) {
+        if (cache !== this.#cache) cache.dispose();
+        throw error;
+      }
+      if (!this.#cache) {
+        // Adopted only now that the call is accepted: a rejected first call leaves kvCache null.
+        this.#cache = cache;
+        this.#ownsCache = true;
+      }
+      const rows = Array.from({ length: B }, (_, b) => b);
+      // Called once the chunk is staged and known to be finite, before the cache first changes:
+      // memory first (if it cannot grow, nothing has changed), then the seed's rewind.
+      beforeWrite = () => {
+        cache.reserve(this.layer, B, startPos + T);
+        if (rows.some((b) => cache.seqLength(this.layer, b) > startPos))
+          cache.crop(startPos, { layer: this.layer, rows });
+      };
     }
-
-    const cacheForKernel = cache?.heapStorage && cache.writeFromHeap ? cache : null;
     const dropoutActive = this.#training && (this.dims.attnPdrop > 0 || this.dims.residPdrop > 0);
-    if (
-      this.implementation === 'kernel' &&
-      !dropoutActive &&
-      (cache === null || cacheForKernel !== null)
-    ) {
-      return this.#forwardKernel(x, cacheForKernel, startPos);
+    const common = {
+      x,
+      dims: this.dims,
+      cAttn: this.cAttn,
+      cProj: this.cProj,
+      cache,
+      layer: this.layer,
+      startPos,
+      beforeWrite,
+    };
+    if (this.implementation === 'kernel' && !dropoutActive) {
+      const y = forwardKernel({ ...common, heap: cache?.heap ?? this.heap });
+      if (y) return y;
     }
-    return this.#forwardReference(x, cache, startPos);
-  }
-
-  /**
-   * The fast path: projections as tfjs matMuls (XNNPACK) plus a bias add, and everything between them
-   * (cache write, scores, causal mask, softmax, weighted values) in kvkit's WebAssembly kernel,
-   * which reads the cached rows in place. Used whenever dropout is off and the cache (if any)
-   * keeps its rows in the kernel heap.
-   */
-  #forwardKernel(x: tf.Tensor, cache: KVCache | null, startPos: number): tf.Tensor3D {
-    const [B, T, C] = x.shape as [number, number, number];
-    const { nHead: nh, nKvHeads: nkv, headSize: hs } = this.dims;
-    const W = C + 2 * nkv * hs; // one c_attn row: [q | k | v]
-    const k = kernels();
-    k.reserve(this.dims.blockSize); // the score scratch never grows during decoding
-    let io = -1;
-    let out = -1;
-    try {
-      io = k.heap.alloc(B * T * W * 4);
-      out = k.heap.alloc(B * T * C * 4);
-      const qkv = tf.tidy(() => this.cAttn.apply(tf.reshape(x, [B * T, C]) as tf.Tensor2D)); // (B*T, W)
-      try {
-        readInto(qkv, k.heap.f32(), io / 4); // no intermediate array: straight into the kernel heap
-      } finally {
-        qkv.dispose();
-      }
-      const src = { ptr: io, rowStride: W * 4, keyOffset: C * 4, valueOffset: (C + nkv * hs) * 4 };
-      let kv: { k: number; v: number; kvBatch: number; kvHead: number; kvRow: number };
-      if (cache) {
-        cache.writeFromHeap!(this.layer, src, B, T, startPos);
-        const s = cache.heapStorage!(this.layer)!;
-        kv = {
-          k: s.keys,
-          v: s.values,
-          kvBatch: s.batchStride,
-          kvHead: s.headStride,
-          kvRow: s.rowStride,
-        };
-      } else {
-        // No cache: this chunk's own keys and values, read where c_attn put them.
-        kv = {
-          k: io + src.keyOffset,
-          v: io + src.valueOffset,
-          kvBatch: T * W * 4,
-          kvHead: hs * 4,
-          kvRow: W * 4,
-        };
-      }
-      k.attend({
-        q: io,
-        qRow: W * 4,
-        ...kv,
-        out,
-        outRow: C * 4,
-        B,
-        T,
-        nh,
-        group: nh / nkv,
-        hs,
-        startPos: cache ? startPos : 0,
-        tKeys: cache ? startPos + T : T,
-        scale: Math.fround(1 / Math.sqrt(hs)),
-      });
-      // tfjs copies the view into its own heap at once, so the kernel heap block can be freed.
-      const y = tf.tensor2d(k.heap.f32().subarray(out / 4, out / 4 + B * T * C), [B * T, C]); // (B*T, C)
-      try {
-        return tf.tidy(() => tf.reshape(this.cProj.apply(y), [B, T, C]) as tf.Tensor3D);
-      } finally {
-        y.dispose();
-      }
-    } finally {
-      if (io >= 0) k.heap.free(io);
-      if (out >= 0) k.heap.free(out);
-    }
-  }
-
-  /**
-   * The reference path, in plain tfjs ops: what the kernel path is tested against, and the path
-   * for training mode (dropout on the attention weights) and for caches without heap storage.
-   */
-  #forwardReference(x: tf.Tensor, cache: KVCache | null, startPos: number): tf.Tensor3D {
-    const [B, T, C] = x.shape as [number, number, number];
-    const { nHead: nh, nKvHeads: nkv, headSize: hs } = this.dims;
-    return tf.tidy(() => {
-      const qkv = this.cAttn.apply(tf.reshape(x, [B * T, C])); // (B*T, C + 2*nkv*hs)
-      const [q, k, v] = tf.split(qkv, [C, nkv * hs, nkv * hs], 1);
-      const qh = tf.transpose(tf.reshape(q!, [B, T, nh, hs]), [0, 2, 1, 3]); // (B, nh, T, hs)
-      let keys = tf.transpose(tf.reshape(k!, [B, T, nkv, hs]), [0, 2, 1, 3]); // (B, nkv, T, hs)
-      let values = tf.transpose(tf.reshape(v!, [B, T, nkv, hs]), [0, 2, 1, 3]); // (B, nkv, T, hs)
-      let keyPositions: Int32Array = Int32Array.from({ length: T }, (_, i) => startPos + i);
-      if (cache) {
-        cache.write(this.layer, keys, values, startPos);
-        const read = cache.read(this.layer, B, startPos + T); // (B, nkv, t, hs)
-        keys = read.keys;
-        values = read.values;
-        keyPositions = read.positions;
-      }
-      const g = nh / nkv; // query heads per key/value head; they share one score matrix
-      const qg = tf.reshape(qh, [B, nkv, g * T, hs]); // (B, nkv, g*T, hs)
-      let att = tf.mul(tf.matMul(qg, keys, false, true), Math.fround(1 / Math.sqrt(hs))); // (B, nkv, g*T, t)
-      const mask = causalMask(startPos, T, keyPositions, g); // (g*T, t) or null
-      if (mask) att = tf.add(att, mask);
-      att = tf.softmax(att, -1);
-      if (this.#training) att = dropout(att, this.dims.attnPdrop, getDefaultGenerator());
-      const yg = tf.matMul(att, values); // (B, nkv, g*T, hs)
-      const y = tf.reshape(tf.transpose(tf.reshape(yg, [B, nh, T, hs]), [0, 2, 1, 3]), [
-        B * T,
-        C,
-      ]) as tf.Tensor2D; // (B*T, C)
-      let out: tf.Tensor = tf.reshape(this.cProj.apply(y), [B, T, C]); // (B, T, C)
-      if (this.#training) out = dropout(out, this.dims.residPdrop, getDefaultGenerator());
-      return out as tf.Tensor3D;
-    });
+    return forwardReference({ ...common, training: this.#training });
   }
 
   /** Parameters under torch's names and layouts, as new tensors the caller owns. */
@@ -349,16 +291,37 @@ export class CausalSelfAttention {
     this.#disposed = true;
   }
 
-  /** The seed's cache for this module: created on the first cached forward, sized from dims. */
+  /** The module's own cache, of its strategy, sized from dims. */
   #newCache(): KVCache {
     const { maxBatchSize, nKvHeads, headSize, blockSize } = this.dims;
-    return new StaticKVCache({
+    return createCache(this.cacheSpec, {
       nLayers: this.layer + 1,
       maxBatchSize,
       nKvHeads,
       headSize,
-      capacity: blockSize,
+      blockSize,
+      heap: this.heap,
     });
+  }
+
+  /**
+   * The module's position limit, then the cache's own checks (batch, gaps, capacity, the crop a
+   * rewind needs). blockSize bounds how far back a query looks, so it limits positions only for
+   * caches that keep everything; a windowed cache decodes for ever.
+   */
+  #checkCachedCall(cache: KVCache, B: number, T: number, startPos: number): void {
+    const { blockSize } = this.dims;
+    const limit =
+      cache.visibility.window === null
+        ? Math.min(blockSize, cache.maxPosition ?? blockSize)
+        : (cache.maxPosition ?? Number.POSITIVE_INFINITY);
+    if (Number.isInteger(startPos) && startPos >= 0 && startPos + T > limit) {
+      throw new CacheCapacityError(
+        `startPos + T = ${startPos} + ${T} = ${startPos + T} exceeds the capacity (blockSize) ${limit}`,
+        { capacity: limit, requested: startPos + T },
+      );
+    }
+    cache.checkUpdate(this.layer, B, startPos, T, { crop: true, inPieces: true });
   }
 
   #checkInput(x: tf.Tensor, useKvCache: boolean, startPos: number): void {
@@ -380,10 +343,7 @@ export class CausalSelfAttention {
     if (x.rank !== 3 || x.shape[2] !== nEmbd) {
       throw new ShapeError(
         `forward: x must have shape (B, T, C=${nEmbd}), got [${x.shape.join(', ')}]`,
-        {
-          expected: `[B, T, ${nEmbd}]`,
-          actual: x.shape,
-        },
+        { expected: `[B, T, ${nEmbd}]`, actual: x.shape },
       );
     }
     const [B, T] = x.shape as [number, number];
@@ -392,13 +352,6 @@ export class CausalSelfAttention {
         expected: '[B >= 1, T >= 1, C]',
         actual: x.shape,
       });
-    }
-    if (useKvCache && Number.isInteger(startPos) && startPos >= 0 && startPos + T > blockSize) {
-      // The cache may be larger (a shared one); the module's own limit is its blockSize.
-      throw new CacheCapacityError(
-        `startPos + T = ${startPos} + ${T} = ${startPos + T} exceeds the capacity (blockSize) ${blockSize}`,
-        { capacity: blockSize, requested: startPos + T },
-      );
     }
     if (!useKvCache) {
       if (startPos !== 0) {
@@ -417,8 +370,6 @@ export class CausalSelfAttention {
         });
       }
     }
-    // Cache-related checks (batch, startPos, capacity, gaps) are the cache's: forward runs them
-    // through checkWrite before anything is written.
   }
 
   #alive(): void {

@@ -1,30 +1,40 @@
+import type { Visibility } from '@kvkit/kv-cache';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
- * The additive causal mask for a chunk: the query at absolute position `startPos + i` may see
- * a key at absolute position p only when `p <= startPos + i`. Rows repeat for the `groups`
- * query heads that share a key/value head (GQA), matching the `(g*T, t)` score layout.
+ * Which keys each query sees, as a boolean `(B, 1, g*T, t)` tensor for `tf.where`: the query at
+ * absolute position P = startPos + i sees the key at position p when p >= 0 (not padding),
+ * p <= P, and, with a window, P - p < window unless p < sinks. Rows repeat for the g query
+ * heads that share a key/value head (GQA), matching the `(B, nkv, g*T, t)` score layout.
  *
- * Returns null when no key is hidden from any query (a single-token decode step), so the
- * common path adds nothing. minGPT's `bias[:T, :T]` mask is right only for startPos = 0;
- * this one is right for any chunk at any startPos.
+ * Masked scores are replaced (PyTorch's `masked_fill(-inf)`), not added to, so a NaN score of a
+ * hidden key stays hidden. Returns null when every query sees every key (a decode step over a
+ * full cache), so the common path does no work. minGPT's `bias[:T, :T]` mask is right only for
+ * startPos = 0; this one is right for any chunk at any position.
  */
-export function causalMask(
+export function visibilityMask(
   startPos: number,
-  newPositions: number,
-  keyPositions: Int32Array,
+  T: number,
+  positions: Int32Array,
+  B: number,
   groups: number,
-): tf.Tensor2D | null {
-  const t = keyPositions.length;
-  let maxKey = -1;
-  for (let j = 0; j < t; j++) maxKey = Math.max(maxKey, keyPositions[j]!);
-  if (maxKey <= startPos) return null;
-  const rows = groups * newPositions;
-  const bias = new Float32Array(rows * t);
-  for (let r = 0; r < rows; r++) {
-    const queryPos = startPos + (r % newPositions);
-    for (let j = 0; j < t; j++)
-      if (keyPositions[j]! > queryPos) bias[r * t + j] = Number.NEGATIVE_INFINITY;
+  visibility: Visibility,
+): tf.Tensor4D | null {
+  const t = positions.length / B;
+  const { window, sinks } = visibility;
+  const rows = groups * T;
+  const seen = new Uint8Array(B * rows * t);
+  let hidden = false;
+  for (let b = 0; b < B; b++) {
+    for (let r = 0; r < rows; r++) {
+      const P = startPos + (r % T);
+      for (let j = 0; j < t; j++) {
+        const p = positions[b * t + j]!;
+        const visible = p >= 0 && p <= P && (window === null || p < sinks || P - p < window);
+        seen[(b * rows + r) * t + j] = visible ? 1 : 0;
+        hidden ||= !visible;
+      }
+    }
   }
-  return tf.tensor2d(bias, [rows, t]); // (g*T, t)
+  return hidden ? tf.tensor4d(seen, [B, 1, rows, t], 'bool') : null; // (B, 1, g*T, t)
 }

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { CausalSelfAttention, GPT } from '../src/index.ts';
-import { attentionFloat64, setupBackend } from './support.ts';
+import { attentionFloat64, setupBackend, weightsOf } from './support.ts';
 
 // The no-cache forward is the reference: it is checked against a float64 re-computation from
 // the definition (covering GQA and MQA, which the PyTorch cases do not), and every cached
@@ -54,13 +54,7 @@ describe.each(impls)('%s: no-cache forward against a float64 re-computation', (i
     ['MQA', { B: 3, T: 5, nKvHeads: 1, groups: 4, hs: 5 }],
   ] as const)('%s', (_, cfg) => {
     const { x, mha, C, nHead } = make(cfg, 11, impl);
-    const s = mha.stateDict();
-    const w = {
-      cAttnW: s['c_attn.weight'].dataSync() as Float32Array,
-      cAttnB: s['c_attn.bias'].dataSync() as Float32Array,
-      cProjW: s['c_proj.weight'].dataSync() as Float32Array,
-      cProjB: s['c_proj.bias'].dataSync() as Float32Array,
-    };
+    const w = weightsOf(mha);
     const expected = attentionFloat64(
       x.dataSync() as Float32Array,
       [cfg.B, cfg.T, C],
@@ -71,7 +65,7 @@ describe.each(impls)('%s: no-cache forward against a float64 re-computation', (i
     const y = mha.forward(x);
     const ref = tf.tensor(Float32Array.from(expected), y.shape);
     expect(maxAbsDiff(y, ref)).toBeLessThanOrEqual(TOL);
-    tf.dispose([x, y, ref, ...Object.values(s)]);
+    tf.dispose([x, y, ref]);
     mha.dispose();
   });
 });
@@ -138,7 +132,7 @@ describe.each(impls)(
       setSeed(99);
       const other = rand([2, 3, C]); // replaces positions 4..6
       const y = mha.forward(other, { useKvCache: true, startPos: 4 });
-      expect(mha.kvCache?.length()).toBe(7);
+      expect(mha.kvCache?.seqLength()).toBe(7);
       const edited = tf.concat([tf.slice(x, [0, 0, 0], [2, 4, C]), other], 1);
       const full = mha.forward(edited);
       const tail = tf.slice(full, [0, 4, 0], [2, 3, C]);

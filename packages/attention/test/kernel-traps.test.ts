@@ -1,4 +1,5 @@
-import { kernels, maxAbsDiff, rand, setSeed } from '@kvkit/tensor-utils';
+import { defaultHeap } from '@kvkit/kv-cache';
+import { maxAbsDiff, rand, setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { CausalSelfAttention, GPT } from '../src/index.ts';
@@ -41,7 +42,7 @@ describe('kernel heap traps', () => {
     const kernel = module('kernel');
     const reference = module('reference');
     const first = [...decode(kernel, x, 0, 10)];
-    const heap = kernels().heap;
+    const heap = defaultHeap();
     const before = heap.bytesTotal();
     const ballast = heap.alloc(64 << 20); // forces memory.grow: every old view is detached
     expect(heap.bytesTotal()).toBeGreaterThan(before);
@@ -75,8 +76,7 @@ describe('kernel heap traps', () => {
   });
 
   test('a disposed module returns its cache to the heap; decoding is flat in the heap', () => {
-    const heap = kernels().heap;
-    kernels().reserve(64); // the shared score scratch exists before we count
+    const heap = defaultHeap();
     const start = heap.bytesAllocated();
     setSeed(10);
     const x = rand([2, 32, C]);
@@ -84,7 +84,7 @@ describe('kernel heap traps', () => {
     tf.dispose(decode(mha, x, 0, 4));
     const afterPrefill = heap.bytesAllocated();
     tf.dispose(decode(mha, x, 4, 32));
-    expect(heap.bytesAllocated()).toBe(afterPrefill); // per-step scratch is freed every step
+    expect(heap.bytesAllocated()).toBe(afterPrefill); // per-call scratch is freed every call
     mha.dispose();
     x.dispose();
     expect(heap.bytesAllocated()).toBe(start); // the cache's K and V blocks went back

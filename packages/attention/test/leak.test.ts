@@ -32,7 +32,7 @@ test('1,000 decode steps leave tf.memory().numTensors unchanged apart from the o
     { allowed: steps, label: `${steps} decode steps` },
   );
   expect(outputs).toHaveLength(steps);
-  expect(mha.kvCache?.length()).toBe(steps + 4);
+  expect(mha.kvCache?.seqLength()).toBe(steps + 4);
   tf.dispose(outputs);
   // And with the outputs disposed inside the loop, the count is exactly flat.
   mha.resetCache();

@@ -87,7 +87,7 @@ describe.each(cases.map((c) => [c.case, c] as const))('PyTorch reference %s', (_
         tf.dispose([chunk, y, expected]);
       }
       const total = schedule.chunks.reduce((a, b) => a + b, 0);
-      expect(mha.kvCache?.length()).toBe(total);
+      expect(mha.kvCache?.seqLength()).toBe(total);
       const fullK = mha.cacheK!;
       const fullV = mha.cacheV!;
       expect(fullK.shape).toEqual(schedule.cache_shape);

@@ -1,5 +1,6 @@
 import { initBackend } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
+import type { CausalSelfAttention } from '../src/index.ts';
 
 /** Tests run on the backend kvkit is tuned for; KVKIT_TEST_BACKEND=cpu runs them on cpu. */
 export async function setupBackend(): Promise<void> {
@@ -20,7 +21,9 @@ export function bits(t: tf.Tensor | null): Uint32Array | null {
  * Float64 re-computation of the seed's attention straight from its definition (naive loops,
  * no tfjs): `scores = q k^T / sqrt(hs)`, causal for absolute positions, softmax, times v,
  * `c_proj`. Query head h reads key/value head floor(h / (nh / nkv)). The independent
- * expectation for configurations the PyTorch reference files do not cover (GQA, MQA).
+ * expectation for configurations the PyTorch reference files do not cover (GQA, MQA), and, with
+ * a visibility rule, for windowed caches: the query at t sees j <= t with t - j < window unless
+ * j < sinks.
  */
 export function attentionFloat64(
   x: Float32Array,
@@ -28,7 +31,10 @@ export function attentionFloat64(
   nh: number,
   nkv: number,
   w: { cAttnW: Float32Array; cAttnB: Float32Array; cProjW: Float32Array; cProjB: Float32Array },
+  visibility: { window: number | null; sinks: number } = { window: null, sinks: 0 },
 ): Float64Array {
+  const sees = (t: number, j: number) =>
+    visibility.window === null || j < visibility.sinks || t - j < visibility.window;
   const hs = C / nh;
   const qkvW = C + 2 * nkv * hs;
   const out = new Float64Array(B * T * C);
@@ -51,6 +57,10 @@ export function attentionFloat64(
         const scores = new Float64Array(t + 1);
         let max = Number.NEGATIVE_INFINITY;
         for (let j = 0; j <= t; j++) {
+          if (!sees(t, j)) {
+            scores[j] = Number.NEGATIVE_INFINITY;
+            continue;
+          }
           let s = 0;
           for (let d = 0; d < hs; d++) s += qkv[t * qkvW + qOff + d]! * qkv[j * qkvW + kOff + d]!;
           scores[j] = s / Math.sqrt(hs);
@@ -77,4 +87,17 @@ export function attentionFloat64(
     }
   }
   return out;
+}
+
+/** A module's parameters as host arrays, the shape `attentionFloat64` takes them in. */
+export function weightsOf(mha: CausalSelfAttention) {
+  const s = mha.stateDict();
+  const w = {
+    cAttnW: s['c_attn.weight'].dataSync() as Float32Array,
+    cAttnB: s['c_attn.bias'].dataSync() as Float32Array,
+    cProjW: s['c_proj.weight'].dataSync() as Float32Array,
+    cProjB: s['c_proj.bias'].dataSync() as Float32Array,
+  };
+  tf.dispose(Object.values(s));
+  return w;
 }

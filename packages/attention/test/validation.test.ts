@@ -33,7 +33,7 @@ function primed() {
 function state(mha: CausalSelfAttention) {
   const k = mha.cacheK;
   const v = mha.cacheV;
-  const s = { length: mha.kvCache?.length() ?? null, k: bits(k), v: bits(v) };
+  const s = { length: mha.kvCache?.seqLength() ?? null, k: bits(k), v: bits(v) };
   tf.dispose([k, v].filter((t) => t !== null));
   return s;
 }
@@ -78,7 +78,7 @@ const cases: [
     () => tf.zeros([2, 1, C]),
     { useKvCache: true, startPos: 2.5 },
     ValueError,
-    /startPos must be a non-negative integer, got 2.5/,
+    /startPos must be a non-negative integer position, got 2.5/,
   ],
   [
     'negative startPos',
@@ -99,7 +99,7 @@ const cases: [
     () => tf.zeros([2, 1, C]),
     { useKvCache: true, startPos: 6 },
     ValueError,
-    /startPos 6 would leave a gap: only positions \[0, 5\) are cached/,
+    /startPos 6 of batch row 0 would leave a gap: it has seen positions \[0, 5\)/,
   ],
   [
     'wrong dtype',
@@ -256,7 +256,7 @@ describe('caches given to the module', () => {
     expect(() => mha.forward(x, { useKvCache: true, startPos: 0 })).toThrow(
       /0 \+ 9 = 9 exceeds the capacity \(blockSize\) 8/,
     );
-    expect(shared.length()).toBe(0);
+    expect(shared.seqLength()).toBe(0);
     x.dispose();
     mha.dispose();
     expect(shared.isDisposed).toBe(false); // not the module's to free
@@ -268,7 +268,7 @@ describe('caches given to the module', () => {
     const own = mha.kvCache!;
     mha.useCache(own);
     expect(own.isDisposed).toBe(false);
-    expect(own.length()).toBe(5);
+    expect(own.seqLength()).toBe(5);
     mha.dispose();
     own.dispose();
   });
@@ -282,7 +282,7 @@ describe('caches given to the module', () => {
     const mha = new CausalSelfAttention(config, { layer: 2 }).eval();
     const x = tf.zeros([2, 3, C]);
     mha.forward(x, { useKvCache: true, startPos: 0 }).dispose();
-    expect(mha.kvCache!.length(2)).toBe(3);
+    expect(mha.kvCache!.seqLength(2)).toBe(3);
     x.dispose();
     mha.dispose();
   });

@@ -41,6 +41,7 @@ describe('kvbench --quick', () => {
       'batch',
       'prefill',
       'steady',
+      'strategies',
       'backends',
       'peer-torch',
       'peer-ort-web',

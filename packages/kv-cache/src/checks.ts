@@ -1,26 +1,66 @@
-import { CacheCapacityError, DTypeError, ShapeError, ValueError } from '@kvkit/tensor-utils';
-import type { Tensor } from '@tensorflow/tfjs-core';
-import type { KVCacheShape } from './kv-cache.ts';
+import {
+  CacheCapacityError,
+  DisposedError,
+  DTypeError,
+  ShapeError,
+  ValueError,
+} from '@kvkit/tensor-utils';
+import * as tf from '@tensorflow/tfjs-core';
+import { KernelHeap } from './kernel/kernel-heap.ts';
+import type { KVCacheOptions, KVRows, StartPositions } from './kv-cache.ts';
 
 /**
  * Argument checks shared by the cache strategies. Each throws a typed error whose message
  * names the offending values; none of them mutates anything.
  */
 
-export function checkCacheShape(shape: KVCacheShape): Required<KVCacheShape> {
-  const full = { ...shape, nLayers: shape.nLayers ?? 1 };
-  for (const [argument, value] of Object.entries(full)) {
-    if (!Number.isInteger(value) || (value as number) < 1) {
-      throw new ValueError(
-        `KV cache ${argument} must be a positive integer, got ${String(value)}`,
-        {
-          argument,
-          value,
-        },
-      );
-    }
+/** Positions are int32 in the kernel: no sequence may reach this. */
+export const MAX_POSITION = 0x7fffffff;
+
+/** A required positive integer option (a missing key is an error, not NaN later). */
+export function positiveInteger(
+  options: object,
+  argument: string,
+  { required = true, max = MAX_POSITION }: { required?: boolean; max?: number } = {},
+): number | null {
+  const value = (options as Record<string, unknown>)[argument];
+  if (value === undefined && !required) return null;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new ValueError(
+      `KV cache ${argument} must be a positive integer${max < MAX_POSITION ? ` <= ${max}` : ''}, got ${String(value)}`,
+      { argument, value },
+    );
   }
-  return full;
+  return value;
+}
+
+export function checkCacheOptions(options: KVCacheOptions & { maxBatchSize?: number | null }): {
+  nLayers: number;
+  nKvHeads: number;
+  headSize: number;
+  maxBatchSize: number | null;
+} {
+  if (typeof options !== 'object' || options === null) {
+    throw new ValueError(`KV cache options must be an object, got ${String(options)}`, {
+      argument: 'options',
+      value: options,
+    });
+  }
+  if (options.heap !== undefined && !(options.heap instanceof KernelHeap)) {
+    throw new ValueError('KV cache heap must be a KernelHeap', {
+      argument: 'heap',
+      value: options.heap,
+    });
+  }
+  return {
+    nLayers: positiveInteger({ nLayers: options.nLayers ?? 1 }, 'nLayers', { max: 65536 })!,
+    nKvHeads: positiveInteger(options, 'nKvHeads', { max: 65536 })!,
+    headSize: positiveInteger(options, 'headSize', { max: 65536 })!,
+    maxBatchSize:
+      options.maxBatchSize === null
+        ? null
+        : positiveInteger(options, 'maxBatchSize', { required: false, max: 1 << 20 }),
+  };
 }
 
 export function checkLayer(layer: number, nLayers: number): void {
@@ -32,14 +72,14 @@ export function checkLayer(layer: number, nLayers: number): void {
   }
 }
 
-export function checkBatch(batchSize: number, maxBatchSize: number): void {
+export function checkBatch(batchSize: number, maxBatchSize: number | null): void {
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new ValueError(`batch size must be a positive integer, got ${batchSize}`, {
       argument: 'batchSize',
       value: batchSize,
     });
   }
-  if (batchSize > maxBatchSize) {
+  if (maxBatchSize !== null && batchSize > maxBatchSize) {
     throw new CacheCapacityError(`batch size ${batchSize} exceeds maxBatchSize ${maxBatchSize}`, {
       capacity: maxBatchSize,
       requested: batchSize,
@@ -47,50 +87,110 @@ export function checkBatch(batchSize: number, maxBatchSize: number): void {
   }
 }
 
-/** startPos must be an integer in [0, length] (no gap) and startPos + T must fit. */
-export function checkPositions(
-  startPos: number,
-  newPositions: number,
-  length: number,
-  capacity: number,
-): void {
+export function checkUpdateLength(newPositions: number): void {
   if (!Number.isInteger(newPositions) || newPositions < 1) {
     throw new ShapeError(`T must be at least 1 new position, got ${newPositions}`, {
       expected: 'T >= 1',
       actual: [newPositions],
     });
   }
-  if (!Number.isInteger(startPos) || startPos < 0) {
-    throw new ValueError(`startPos must be a non-negative integer, got ${startPos}`, {
-      argument: 'startPos',
-      value: startPos,
-    });
-  }
-  if (startPos + newPositions > capacity) {
-    throw new CacheCapacityError(
-      `startPos + T = ${startPos} + ${newPositions} = ${startPos + newPositions} exceeds the capacity (blockSize) ${capacity}`,
-      { capacity, requested: startPos + newPositions },
-    );
-  }
-  if (startPos > length) {
-    throw new ValueError(
-      `startPos ${startPos} would leave a gap: only positions [0, ${length}) are cached, so startPos must be <= ${length}`,
-      { argument: 'startPos', value: startPos },
-    );
-  }
 }
 
-/** keys and values must both be float32 (B, nkv, T, hs) with the cache's nkv and hs. */
-export function checkKeyValues(
-  keys: Tensor,
-  values: Tensor,
+/** One start position per batch row, each a non-negative integer. */
+export function checkStartPositions(startPos: StartPositions, batchSize: number): number[] {
+  const starts =
+    typeof startPos === 'number' ? new Array<number>(batchSize).fill(startPos) : startPos;
+  if (!Array.isArray(starts) && !ArrayBuffer.isView(starts)) {
+    throw new ValueError(
+      `startPos must be a number or an array of numbers, got ${String(startPos)}`,
+      {
+        argument: 'startPos',
+        value: startPos,
+      },
+    );
+  }
+  if (starts.length !== batchSize) {
+    throw new ShapeError(
+      `startPos must give one position per batch row (${batchSize}), got ${starts.length}`,
+      { expected: [batchSize], actual: [starts.length] },
+    );
+  }
+  for (const s of starts) {
+    if (!Number.isInteger(s) || s < 0 || s >= MAX_POSITION) {
+      throw new ValueError(`startPos must be a non-negative integer position, got ${s}`, {
+        argument: 'startPos',
+        value: s,
+      });
+    }
+  }
+  return Array.from(starts);
+}
+
+/** New rows: float32 `(B, nkv, T, hs)` key and value tensors, or heap rows on the cache's heap. */
+export function checkRows(
+  rows: KVRows,
   nKvHeads: number,
   headSize: number,
-): void {
+  heap: KernelHeap,
+): { batchSize: number; T: number } {
+  if (typeof rows !== 'object' || rows === null) {
+    throw new ValueError(
+      `rows must be { keys, values } tensors or heap rows, got ${String(rows)}`,
+      {
+        argument: 'rows',
+        value: rows,
+      },
+    );
+  }
+  if ('ptr' in rows) {
+    if (rows.heap !== heap) {
+      throw new ValueError('heap rows must live in the cache’s own heap', {
+        argument: 'rows.heap',
+        value: rows.heap,
+      });
+    }
+    for (const key of ['ptr', 'batchStride', 'rowStride', 'keyOffset', 'valueOffset'] as const) {
+      if (!Number.isInteger(rows[key]) || rows[key] < 0) {
+        throw new ValueError(
+          `rows.${key} must be a non-negative integer byte count, got ${rows[key]}`,
+          {
+            argument: `rows.${key}`,
+            value: rows[key],
+          },
+        );
+      }
+    }
+    checkBatch(rows.batchSize, null);
+    checkUpdateLength(rows.T);
+    const end =
+      rows.ptr +
+      (rows.batchSize - 1) * rows.batchStride +
+      (rows.T - 1) * rows.rowStride +
+      Math.max(rows.keyOffset, rows.valueOffset) +
+      nKvHeads * headSize * 4;
+    if (end > heap.bytesTotal()) {
+      throw new ValueError(
+        `heap rows end at byte ${end}, past the heap's ${heap.bytesTotal()} bytes`,
+        {
+          argument: 'rows',
+          value: rows,
+        },
+      );
+    }
+    return { batchSize: rows.batchSize, T: rows.T };
+  }
+  const { keys, values } = rows;
   for (const [name, t] of [
     ['keys', keys],
     ['values', values],
   ] as const) {
+    if (!(t instanceof tf.Tensor)) {
+      throw new ValueError(`${name} must be a tf.Tensor, got ${typeof t}`, {
+        argument: name,
+        value: t,
+      });
+    }
+    if (t.isDisposed) throw new DisposedError(`${name} tensor`);
     if (t.dtype !== 'float32') {
       throw new DTypeError(`${name} must be float32, got ${t.dtype}`, {
         expected: 'float32',
@@ -110,4 +210,8 @@ export function checkKeyValues(
       { expected: keys.shape, actual: values.shape },
     );
   }
+  const [B, , T] = keys.shape as [number, number, number, number];
+  checkBatch(B, null);
+  checkUpdateLength(T);
+  return { batchSize: B, T };
 }

@@ -1,3 +1,26 @@
-// Public API of @kvkit/kv-cache.
-export type { KVCache, KVCacheShape, KVHeapRows, KVHeapStorage, KVReadResult } from './kv-cache.ts';
-export { StaticKVCache } from './static.ts';
+// Public API of @kvkit/kv-cache: names are listed explicitly, types with `export type`.
+export { type CacheShape, type CacheSpec, checkCacheSpec, createCache } from './create-cache.ts';
+export { DynamicKVCache, type DynamicKVCacheOptions } from './dynamic.ts';
+export { attend, attendOwnRows, type OutputRows, type QueryRows } from './kernel/attend.ts';
+export { defaultHeap, KernelHeap, type KernelHeapOptions } from './kernel/kernel-heap.ts';
+export {
+  checkLayoutSupported,
+  type HeapRows,
+  type KVLayout,
+  type KVView,
+  type LayoutKind,
+  type RowDType,
+} from './kernel/layout.ts';
+export { readInto } from './kernel/tensor-io.ts';
+export type {
+  CropOptions,
+  KVCache,
+  KVCacheOptions,
+  KVReadResult,
+  KVRows,
+  StartPositions,
+  Visibility,
+} from './kv-cache.ts';
+export { SinkKVCache, type SinkKVCacheOptions } from './sink.ts';
+export { SlidingWindowKVCache, type SlidingWindowKVCacheOptions } from './sliding-window.ts';
+export { StaticKVCache, type StaticKVCacheOptions } from './static.ts';

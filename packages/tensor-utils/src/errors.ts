@@ -3,7 +3,7 @@
  * caller can branch on them without parsing the message, and sets `name` for readable stacks.
  *
  * @example
- * try { cache.write(k, v, { startPos: 70 }); }
+ * try { cache.update(0, { keys, values }, 70); }
  * catch (e) { if (e instanceof CacheCapacityError) console.log(e.capacity, e.requested); }
  */
 export class KvkitError extends Error {
@@ -95,5 +95,43 @@ export class BackendError extends KvkitError {
   constructor(message: string, data: { backend: string }, options?: { cause?: unknown }) {
     super(message, options);
     this.backend = data.backend;
+  }
+}
+
+/**
+ * A cache strategy refuses an operation it cannot do without losing information, e.g. cropping
+ * a sliding-window cache back past positions it has already evicted.
+ */
+export class CacheOperationError extends KvkitError {
+  override name = 'CacheOperationError';
+  readonly strategy: string;
+  readonly operation: string;
+  constructor(
+    message: string,
+    data: { strategy: string; operation: string },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.strategy = data.strategy;
+    this.operation = data.operation;
+  }
+}
+
+/**
+ * A kernel was handed a memory layout or row dtype it does not read (yet). Raised before the
+ * kernel touches memory, never a silently wrong result.
+ */
+export class UnsupportedLayoutError extends KvkitError {
+  override name = 'UnsupportedLayoutError';
+  readonly kind: string;
+  readonly dtype: string;
+  constructor(
+    message: string,
+    data: { kind: string; dtype: string },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.kind = data.kind;
+    this.dtype = data.dtype;
   }
 }

@@ -17,16 +17,15 @@ export {
 export {
   BackendError,
   CacheCapacityError,
+  CacheOperationError,
   DisposedError,
   DTypeError,
   KvkitError,
   ShapeError,
+  UnsupportedLayoutError,
   ValueError,
 } from './errors.ts';
 export { type FormatOptions, formatShape, formatTensor, formatValues } from './format.ts';
 export { Generator, type GeneratorState, getDefaultGenerator, setSeed } from './generator.ts';
-export { KernelHeap } from './kernels/heap.ts';
-export { type AttendArgs, Kernels, kernels } from './kernels/kernels.ts';
-export { readInto } from './kernels/tensor-io.ts';
 export { linearInit, linearInitValues } from './linear-init.ts';
 export { type RoundingMode, rand, uniformValues } from './random.ts';

@@ -9,6 +9,7 @@ import { peerTorchScenario } from './peer-torch.ts';
 import { prefillScenario } from './prefill.ts';
 import { seedScenario } from './seed.ts';
 import { steadyScenario } from './steady.ts';
+import { strategiesScenario } from './strategies.ts';
 
 /** Every scenario, in the order a full run takes them (the peers read the seed and context results). */
 export const scenarios: readonly ScenarioDefinition[] = [
@@ -19,6 +20,7 @@ export const scenarios: readonly ScenarioDefinition[] = [
   batchScenario,
   prefillScenario,
   steadyScenario,
+  strategiesScenario,
   backendsScenario,
   peerTorchScenario,
   peerOrtWebScenario,

@@ -1,5 +1,6 @@
 import { CausalSelfAttention, GPT } from '@kvkit/attention';
-import { kernels, rand, setSeed } from '@kvkit/tensor-utils';
+import { attend, type CacheSpec } from '@kvkit/kv-cache';
+import { rand, setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Timing } from '../report/schema.ts';
 import type { ScenarioContext } from '../scenario.ts';
@@ -12,6 +13,8 @@ export interface LayerShape {
   nKvHeads?: number;
   B: number;
   blockSize: number;
+  /** The cache strategy (the module's own cache); static when omitted. */
+  cache?: CacheSpec;
 }
 
 export const gpt2Small = { C: 768, nHead: 12 } as const;
@@ -25,14 +28,17 @@ export const quickLayer = { C: 64, nHead: 4 } as const;
  */
 export function layerWorkload(shape: LayerShape) {
   setSeed(0);
-  const mha = new CausalSelfAttention({
-    ...GPT.getDefaultConfig(),
-    nEmbd: shape.C,
-    nHead: shape.nHead,
-    nKvHeads: shape.nKvHeads ?? null,
-    blockSize: shape.blockSize,
-    maxBatchSize: shape.B,
-  }).eval();
+  const mha = new CausalSelfAttention(
+    {
+      ...GPT.getDefaultConfig(),
+      nEmbd: shape.C,
+      nHead: shape.nHead,
+      nKvHeads: shape.nKvHeads ?? null,
+      blockSize: shape.blockSize,
+      maxBatchSize: shape.B,
+    },
+    shape.cache ? { cache: shape.cache } : {},
+  ).eval();
   const x = rand([shape.B, shape.blockSize, shape.C]);
   const token = tf.slice(x, [0, 0, 0], [shape.B, 1, shape.C]);
   return {
@@ -45,6 +51,26 @@ export function layerWorkload(shape: LayerShape) {
         const chunk = tf.slice(x, [0, start, 0], [shape.B, n, shape.C]);
         mha.forward(chunk, { useKvCache: true, startPos: start }).dispose();
         chunk.dispose();
+      }
+    },
+    /**
+     * Caches positions [0, t) with random keys and values written straight into the cache (no
+     * projections: what a step then costs does not depend on how the rows got there), in the
+     * largest updates the strategy takes.
+     */
+    fillDirect(t: number): void {
+      mha.forward(token, { useKvCache: true, startPos: 0 }).dispose(); // builds the module's cache
+      const cache = mha.kvCache!;
+      cache.reset();
+      const { nKvHeads: nkv, headSize: hs } = mha.dims;
+      for (let start = 0; start < t; ) {
+        const n = Math.min(t - start, 256, cache.maxUpdateLength(mha.layer, start, shape.B));
+        const rows = tf.tidy(() =>
+          tf.randomUniform([shape.B, nkv, n, hs], -1, 1, 'float32', start),
+        );
+        cache.update(mha.layer, { keys: rows, values: rows }, start);
+        rows.dispose();
+        start += n;
       }
     },
     /** One decode step at context t (the cache must hold at least t positions). */
@@ -64,38 +90,27 @@ export function layerWorkload(shape: LayerShape) {
      * cache must hold t + 1 positions. Returns the bytes of K and V it reads.
      */
     attentionOnly(t: number): { run: () => void; bytes: number; dispose: () => void } {
-      const k = kernels();
       const cache = mha.kvCache!;
+      const heap = cache.heap;
       const { nHead: nh, nKvHeads: nkv, headSize: hs } = mha.dims;
-      const q = k.heap.alloc(shape.B * nh * hs * 4);
-      const out = k.heap.alloc(shape.B * nh * hs * 4);
-      k.heap.f32().fill(0.01, q / 4, q / 4 + shape.B * nh * hs);
-      const s = cache.heapStorage!(mha.layer)!;
-      const args = {
-        q,
-        qRow: nh * hs * 4,
-        k: s.keys,
-        v: s.values,
-        kvBatch: s.batchStride,
-        kvHead: s.headStride,
-        kvRow: s.rowStride,
-        out,
-        outRow: nh * hs * 4,
-        B: shape.B,
-        T: 1,
-        nh,
-        group: nh / nkv,
-        hs,
-        startPos: t,
-        tKeys: t + 1,
-        scale: Math.fround(1 / Math.sqrt(hs)),
-      };
+      const rowBytes = nh * hs * 4;
+      const q = heap.alloc(shape.B * rowBytes);
+      const out = heap.alloc(shape.B * rowBytes);
+      heap.f32().fill(0.01, q / 4, q / 4 + shape.B * nh * hs);
+      const view = cache.view(mha.layer, shape.B); // the layout the module's step reads
+      const queries = { ptr: q, batchStride: rowBytes, rowStride: rowBytes, T: 1, nHead: nh };
+      const startPos = new Array(shape.B).fill(t);
       return {
-        run: () => k.attend(args),
+        run: () =>
+          attend(
+            view,
+            { ...queries, startPos },
+            { ptr: out, batchStride: rowBytes, rowStride: rowBytes },
+          ),
         bytes: 2 * shape.B * nkv * (t + 1) * hs * 4,
         dispose: () => {
-          k.heap.free(q);
-          k.heap.free(out);
+          heap.free(q);
+          heap.free(out);
         },
       };
     },

@@ -1,4 +1,4 @@
-import { kernels } from '@kvkit/tensor-utils';
+import { defaultHeap } from '@kvkit/kv-cache';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Scenario, Timing } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
@@ -20,7 +20,7 @@ export const steadyScenario: ScenarioDefinition = {
     const steps = ctx.quick ? 200 : 2000;
     const warm = 16;
     const w = layerWorkload({ ...dims, B: 1, blockSize: steps + warm + 1 });
-    const heap = kernels().heap;
+    const heap = defaultHeap();
     try {
       w.fill(1);
       for (let p = 1; p < 1 + warm; p++) w.cachedStep(p); // first calls may allocate once

@@ -1,19 +1,23 @@
 #!/usr/bin/env node
-// Assembles src/kernels/*.wat (WebAssembly text, with SIMD) into src/kernels/*-wasm.ts, a
+// Assembles src/kernel/*.wat (WebAssembly text, with SIMD) into src/kernel/*-wasm.ts, a
 // base64 module the package imports, so the kernels load the same way in Node and browsers with
-// no .wasm file to serve. Run after editing a .wat: `pnpm --filter @kvkit/tensor-utils build:kernels`.
-// kernels.test.ts re-assembles each .wat and fails if the committed module is stale.
+// no .wasm file to serve. Run after editing a .wat: `pnpm --filter @kvkit/kv-cache build:kernels`.
+// kernel.test.ts re-assembles each .wat and fails if the committed module is stale.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import createWabt from 'wabt';
 
-const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'kernels');
+const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'kernel');
 
 /** The base64 of the binary assembled from WAT source text. */
 export async function assemble(name, source) {
   const wabt = await createWabt();
-  const module = wabt.parseWat(name, source, { simd: true });
+  const module = wabt.parseWat(name, source, {
+    simd: true,
+    sat_float_to_int: true,
+    bulk_memory: true,
+  });
   module.validate();
   const { buffer } = module.toBinary({ log: false, write_debug_names: false });
   module.destroy();

@@ -1,24 +1,25 @@
-import { ValueError } from '../errors.ts';
+import { CacheCapacityError, ValueError } from '@kvkit/tensor-utils';
 
 /**
- * A first-fit allocator over a WebAssembly.Memory: the kvkit kernel heap, where KV caches keep
- * their rows so the kernels read them in place. Blocks are 16-byte aligned (v128 loads), freed
- * blocks coalesce with their neighbours, and the memory grows (64 KiB pages) when nothing fits.
+ * A first-fit allocator over a WebAssembly.Memory (the memory of a `KernelHeap`). Blocks are
+ * 16-byte aligned (v128 loads), freed blocks coalesce with their neighbours, and the memory
+ * grows (64 KiB pages) when nothing fits.
  *
  * Growing a Memory detaches every typed-array view of the old buffer: take views through
  * `f32()` / `u8()` after any `alloc`, never keep one across it.
  */
-export class KernelHeap {
+export class HeapAllocator {
   readonly memory: WebAssembly.Memory;
   /** Free blocks [start, end), sorted by start, never adjacent (coalesced). */
   #free: [number, number][] = [];
   #sizes = new Map<number, number>();
   #f32: Float32Array | null = null;
+  #i32: Int32Array | null = null;
   #u8: Uint8Array | null = null;
   #top: number;
 
-  /** `base`: the first byte the heap may hand out (the kernels' own scratch may sit below). */
-  constructor(memory: WebAssembly.Memory, base = 1024) {
+  /** `base`: the first byte the allocator may hand out. */
+  constructor(memory: WebAssembly.Memory, base = 64) {
     this.memory = memory;
     this.#top = align(base);
   }
@@ -83,9 +84,20 @@ export class KernelHeap {
     return this.#f32;
   }
 
+  /** The memory as int32 (index = byte offset / 4). Re-fetch after any alloc. */
+  i32(): Int32Array {
+    if (this.#i32?.buffer !== this.memory.buffer) this.#i32 = new Int32Array(this.memory.buffer);
+    return this.#i32;
+  }
+
   u8(): Uint8Array {
     if (this.#u8?.buffer !== this.memory.buffer) this.#u8 = new Uint8Array(this.memory.buffer);
     return this.#u8;
+  }
+
+  /** The size of a live block (its request rounded up to 16 bytes); 0 for any other offset. */
+  sizeOf(ptr: number): number {
+    return this.#sizes.get(ptr) ?? 0;
   }
 
   /** Bytes in live blocks. */
@@ -113,9 +125,10 @@ export class KernelHeap {
         return;
       } catch (cause) {
         if (pages === needed) {
-          throw new ValueError(
-            `the kvkit kernel heap cannot grow by ${pages * 64} KiB (now ${this.memory.buffer.byteLength / 1048576} MiB)`,
-            { argument: 'bytes', value: bytes },
+          const now = this.memory.buffer.byteLength;
+          throw new CacheCapacityError(
+            `the kvkit kernel heap cannot grow by ${pages * 64} KiB (now ${now / 1048576} MiB)`,
+            { capacity: now, requested: now + pages * 65536 },
             { cause },
           );
         }

@@ -1,6 +1,6 @@
+import { initBackend } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, test, vi } from 'vitest';
-import { initBackend } from '../backend.ts';
 import { readInto } from './tensor-io.ts';
 
 afterAll(async () => {

@@ -1,5 +1,5 @@
+import { DTypeError } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
-import { DTypeError } from '../errors.ts';
 
 interface WasmBackendInternals {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };

@@ -1,0 +1,372 @@
+import {
+  CacheCapacityError,
+  CacheOperationError,
+  DisposedError,
+  DTypeError,
+  initBackend,
+  ShapeError,
+  ValueError,
+} from '@kvkit/tensor-utils';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  DynamicKVCache,
+  KernelHeap,
+  type KVCache,
+  SinkKVCache,
+  SlidingWindowKVCache,
+  StaticKVCache,
+} from '../src/index.ts';
+import { append, ids, state } from './support.ts';
+
+// The bad-input table: every call below is rejected with a typed error naming the offending
+// values, and leaves the cache exactly as it was, on every strategy.
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+const dims = { nKvHeads: 1, headSize: 1 };
+const strategies: [string, () => KVCache][] = [
+  ['static', () => new StaticKVCache({ ...dims, maxBatchSize: 2, capacity: 8 })],
+  ['dynamic', () => new DynamicKVCache({ ...dims, maxBatchSize: 2 })],
+  ['sliding-window', () => new SlidingWindowKVCache({ ...dims, window: 3, maxBatchSize: 2 })],
+  ['sink', () => new SinkKVCache({ ...dims, sinkTokens: 1, window: 2, maxBatchSize: 2 })],
+];
+
+const t = (shape: number[], dtype: 'float32' | 'int32' = 'float32') => tf.zeros(shape, dtype);
+const tensors: tf.Tensor[] = [];
+const keep = <T extends tf.Tensor>(x: T) => {
+  tensors.push(x);
+  return x;
+};
+afterAll(() => tf.dispose(tensors));
+
+type Bad = [
+  what: string,
+  call: (c: KVCache) => unknown,
+  error: new (...a: never[]) => Error,
+  message: RegExp,
+];
+const one = () => ({ keys: keep(t([1, 1, 1, 1])), values: keep(t([1, 1, 1, 1])) });
+
+const common: Bad[] = [
+  [
+    'a layer out of range',
+    (c) => c.update(1, one(), 4),
+    ValueError,
+    /layer 1 is out of range: this cache holds 1 layer/,
+  ],
+  ['a NaN layer', (c) => c.update(Number.NaN, one(), 4), ValueError, /layer NaN is out of range/],
+  [
+    'more rows than maxBatchSize',
+    (c) => c.update(0, { keys: keep(t([3, 1, 1, 1])), values: keep(t([3, 1, 1, 1])) }, 0),
+    CacheCapacityError,
+    /batch size 3 exceeds maxBatchSize 2/,
+  ],
+  [
+    'no new positions',
+    (c) => c.update(0, { keys: keep(t([1, 1, 0, 1])), values: keep(t([1, 1, 0, 1])) }, 4),
+    ShapeError,
+    /T must be at least 1 new position, got 0/,
+  ],
+  [
+    'a negative startPos',
+    (c) => c.update(0, one(), -1),
+    ValueError,
+    /startPos must be a non-negative integer position, got -1/,
+  ],
+  ['a fractional startPos', (c) => c.update(0, one(), 2.5), ValueError, /got 2\.5/],
+  ['a NaN startPos', (c) => c.update(0, one(), Number.NaN), ValueError, /got NaN/],
+  [
+    'an infinite startPos',
+    (c) => c.update(0, one(), Number.POSITIVE_INFINITY),
+    ValueError,
+    /got Infinity/,
+  ],
+  [
+    'a startPos per row of the wrong length',
+    (c) => c.update(0, one(), [4, 0]),
+    ShapeError,
+    /one position per batch row \(1\), got 2/,
+  ],
+  [
+    'a gap',
+    (c) => c.update(0, one(), 5),
+    ValueError,
+    /startPos 5 of batch row 0 would leave a gap: it has seen positions \[0, 4\)/,
+  ],
+  [
+    'an overwrite without crop',
+    (c) => c.update(0, one(), 2),
+    CacheOperationError,
+    /would overwrite \[2, 4\): crop\(2\) first/,
+  ],
+  [
+    'the wrong head size',
+    (c) => c.update(0, { keys: keep(t([1, 1, 1, 2])), values: keep(t([1, 1, 1, 2])) }, 4),
+    ShapeError,
+    /hs=1\), got \[1, 1, 1, 2\]/,
+  ],
+  [
+    'the wrong number of heads',
+    (c) => c.update(0, { keys: keep(t([1, 2, 1, 1])), values: keep(t([1, 2, 1, 1])) }, 4),
+    ShapeError,
+    /nkv=1/,
+  ],
+  [
+    'a rank-3 key tensor',
+    (c) => c.update(0, { keys: keep(t([1, 1, 1])), values: keep(t([1, 1, 1])) }, 4),
+    ShapeError,
+    /got \[1, 1, 1\]/,
+  ],
+  [
+    'keys and values of different shapes',
+    (c) => c.update(0, { keys: keep(t([1, 1, 1, 1])), values: keep(t([1, 1, 2, 1])) }, 4),
+    ShapeError,
+    /same shape/,
+  ],
+  [
+    'int32 keys',
+    (c) => c.update(0, { keys: keep(t([1, 1, 1, 1], 'int32')), values: keep(t([1, 1, 1, 1])) }, 4),
+    DTypeError,
+    /keys must be float32, got int32/,
+  ],
+  [
+    'a disposed key tensor',
+    (c) => {
+      const k = t([1, 1, 1, 1]);
+      k.dispose();
+      return c.update(0, { keys: k, values: keep(t([1, 1, 1, 1])) }, 4);
+    },
+    DisposedError,
+    /keys tensor has been disposed/,
+  ],
+  [
+    'keys that are not a tensor',
+    (c) => c.update(0, { keys: [[[[1]]]] as never, values: keep(t([1, 1, 1, 1])) }, 4),
+    ValueError,
+    /keys must be a tf.Tensor/,
+  ],
+  [
+    'no rows at all',
+    (c) => c.update(0, null as never, 4),
+    ValueError,
+    /rows must be \{ keys, values \} tensors or heap rows, got null/,
+  ],
+  [
+    'heap rows from another heap',
+    (c) =>
+      c.update(
+        0,
+        {
+          heap: new KernelHeap({ initialBytes: 65536 }),
+          ptr: 0,
+          batchStride: 8,
+          rowStride: 8,
+          keyOffset: 0,
+          valueOffset: 4,
+          batchSize: 1,
+          T: 1,
+        },
+        4,
+      ),
+    ValueError,
+    /heap rows must live in the cache’s own heap/,
+  ],
+  [
+    'heap rows at a negative address',
+    (c) =>
+      c.update(
+        0,
+        {
+          heap: c.heap,
+          ptr: -16,
+          batchStride: 8,
+          rowStride: 8,
+          keyOffset: 0,
+          valueOffset: 4,
+          batchSize: 1,
+          T: 1,
+        },
+        4,
+      ),
+    ValueError,
+    /rows.ptr must be a non-negative integer byte count, got -16/,
+  ],
+  [
+    'a negative crop',
+    (c) => c.crop(-1),
+    ValueError,
+    /crop: length must be a non-negative integer, got -1/,
+  ],
+  ['a NaN crop', (c) => c.crop(Number.NaN), ValueError, /got NaN/],
+  [
+    'a crop of a row out of range',
+    (c) => c.crop(1, { rows: [5] }),
+    ValueError,
+    /batch row 5 is out of range: this cache holds 2 row/,
+  ],
+  [
+    'a crop of a layer out of range',
+    (c) => c.crop(1, { layer: 3 }),
+    ValueError,
+    /layer 3 is out of range/,
+  ],
+  [
+    'a reserve of a fractional length',
+    (c) => c.reserve(0, 1, 1.5),
+    ValueError,
+    /reserve: length must be a non-negative integer, got 1\.5/,
+  ],
+  [
+    'a view of rows never allocated',
+    (c) => c.view(0, 3),
+    CacheCapacityError,
+    /batch size 3 exceeds maxBatchSize 2/,
+  ],
+  [
+    'a read of 0 rows',
+    (c) => c.read(0, 0),
+    ValueError,
+    /batch size must be a positive integer, got 0/,
+  ],
+  [
+    'a seqLength of a row out of range',
+    (c) => c.seqLength(0, 2),
+    ValueError,
+    /batch row 2 is out of range/,
+  ],
+];
+
+const specific: Record<string, Bad[]> = {
+  static: [
+    [
+      'a write past the capacity',
+      (c) => c.update(0, { keys: keep(t([1, 1, 5, 1])), values: keep(t([1, 1, 5, 1])) }, 4),
+      CacheCapacityError,
+      /4 \+ 5 = 9 exceeds the capacity \(blockSize\) 8/,
+    ],
+    [
+      'a reserve past the capacity',
+      (c) => c.reserve(0, 1, 9),
+      CacheCapacityError,
+      /9 positions exceed the capacity 8/,
+    ],
+  ],
+  dynamic: [
+    [
+      'an update past what int32 positions hold',
+      (c) => c.checkUpdate(0, 1, 4, 2 ** 31),
+      CacheCapacityError,
+      /4 \+ 2147483648 = 2147483652 exceeds the capacity \(the int32 position limit\) 2147483647/,
+    ],
+  ],
+  'sliding-window': [
+    [
+      'a chunk that would evict what its own queries see',
+      (c) => c.update(0, { keys: keep(t([1, 1, 2, 1])), values: keep(t([1, 1, 2, 1])) }, 4),
+      CacheCapacityError,
+      /takes at most 1 new position\(s\) per update at startPos 4, got 2/,
+    ],
+    [
+      'a crop past evicted positions',
+      (c) => c.crop(2),
+      CacheOperationError,
+      /cannot crop batch row 0 from 4 to 2 positions: it has evicted positions \[0, 1\)/,
+    ],
+  ],
+  sink: [
+    [
+      'a chunk that would evict what its own queries see',
+      (c) => c.update(0, { keys: keep(t([1, 1, 2, 1])), values: keep(t([1, 1, 2, 1])) }, 4),
+      CacheCapacityError,
+      /takes at most 1 new position/,
+    ],
+    [
+      'a crop past evicted positions',
+      (c) => c.crop(2),
+      CacheOperationError,
+      /it has evicted positions \[1, 2\)/,
+    ],
+  ],
+};
+
+describe.each(strategies)('%s: bad input', (name, make) => {
+  test.each([...common, ...specific[name]!])(
+    'rejects %s with a typed error and changes nothing',
+    (_, call, ErrorClass, message) => {
+      const cache = make();
+      append(cache, [[1, 2, 3]]);
+      append(cache, [[4]]);
+      const before = state(cache, 2);
+      expect(() => call(cache)).toThrow(ErrorClass);
+      expect(() => call(cache)).toThrow(message);
+      expect(state(cache, 2)).toEqual(before);
+      cache.dispose();
+    },
+  );
+});
+
+describe('bad construction', () => {
+  test.each([
+    [
+      'no options',
+      () => new DynamicKVCache(undefined as never),
+      /options must be an object, got undefined/,
+    ],
+    [
+      'a missing headSize',
+      () => new DynamicKVCache({ nKvHeads: 1 } as never),
+      /headSize must be a positive integer <= 65536, got undefined/,
+    ],
+    [
+      'a huge nKvHeads',
+      () => new DynamicKVCache({ nKvHeads: 1e9, headSize: 1 }),
+      /nKvHeads must be a positive integer <= 65536, got 1000000000/,
+    ],
+    [
+      '0 layers',
+      () => new DynamicKVCache({ ...dims, nLayers: 0 }),
+      /nLayers must be a positive integer <= 65536, got 0/,
+    ],
+    [
+      'a NaN maxBatchSize',
+      () => new DynamicKVCache({ ...dims, maxBatchSize: Number.NaN }),
+      /maxBatchSize must be a positive integer <= 1048576, got NaN/,
+    ],
+    [
+      'a heap that is not a KernelHeap',
+      () => new DynamicKVCache({ ...dims, heap: {} as never }),
+      /heap must be a KernelHeap/,
+    ],
+    [
+      'a window of 0',
+      () => new SlidingWindowKVCache({ ...dims, window: 0 }),
+      /window must be a positive integer <= 16777216, got 0/,
+    ],
+    ['no window', () => new SinkKVCache(dims as never), /window must be a positive integer/],
+    [
+      'negative sinks',
+      () => new SinkKVCache({ ...dims, window: 2, sinkTokens: -1 }),
+      /sinkTokens must be a positive integer <= 1048576, got -1/,
+    ],
+    [
+      'an initialSlots of Infinity',
+      () => new DynamicKVCache({ ...dims, initialSlots: Number.POSITIVE_INFINITY }),
+      /initialSlots must be a positive integer/,
+    ],
+  ])('%s', (_, make, message) => {
+    expect(make).toThrow(ValueError);
+    expect(make).toThrow(message);
+  });
+
+  test('a rejected first write allocates nothing', () => {
+    const heap = new KernelHeap({ initialBytes: 65536 });
+    const cache = new DynamicKVCache({ ...dims, heap });
+    const bad = ids([[1, 2]]);
+    expect(() => cache.update(0, bad, 3)).toThrow(/would leave a gap/);
+    expect(heap.bytesAllocated()).toBe(0);
+    tf.dispose([bad.keys, bad.values]);
+  });
+});
