@@ -33,6 +33,29 @@ describe('forwardWork', () => {
   });
 });
 
+describe('the strategies scenario', () => {
+  test('windowed caches read at most their window of keys; static and dynamic all t + 1', async () => {
+    const { measurementWork } = await import('./floors.ts');
+    const s = {
+      id: 'strategies',
+      title: 'strategies',
+      params: { C: 4, nHead: 2, B: 1, window: 8, sinks: 2 },
+      measurements: [],
+      derived: {},
+    };
+    const m = (strategy: string, t: number) => ({
+      key: `${strategy}/t=${t}`,
+      labels: { strategy, t },
+      timing: timing(1, 0),
+    });
+    expect(measurementWork(s, m('static', 20))!.bytes).toBe(320 + 21 * 32);
+    expect(measurementWork(s, m('dynamic', 20))!.bytes).toBe(320 + 21 * 32);
+    expect(measurementWork(s, m('sliding-window', 20))!.bytes).toBe(320 + 8 * 32);
+    expect(measurementWork(s, m('sink', 20))!.bytes).toBe(320 + 8 * 32);
+    expect(measurementWork(s, m('sliding-window', 5))!.bytes).toBe(320 + 6 * 32);
+  });
+});
+
 describe('floorOf', () => {
   const rates = { readGBps: 10, gflops: 40 };
   test('the slower of bandwidth and FLOPs, with the ratio of the measured mean to it', () => {

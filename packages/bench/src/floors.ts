@@ -102,6 +102,14 @@ export function measurementWork(s: Scenario, m: Measurement): Work | null {
         };
       return null;
     }
+    case 'strategies': {
+      // A windowed cache (sliding window, or sinks plus a window: `window` slots in all)
+      // attends over at most its window; static and dynamic over every position.
+      const t = num(l.t)!;
+      const windowed = l.strategy === 'sliding-window' || l.strategy === 'sink';
+      const keys = windowed ? Math.min(t + 1, num(p.window)!) : t + 1;
+      return forwardWork(layer, 1, 1, keys);
+    }
     case 'steady': {
       // Steps at positions warm+1 .. warm+steps: the mean step attends over the middle one.
       const mid = 1 + num(p.warmupSteps)! + num(p.steps)! / 2;
