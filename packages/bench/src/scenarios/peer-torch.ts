@@ -42,18 +42,25 @@ const forms = {
 } as const;
 type Form = keyof typeof forms;
 
-interface TorchOutput<T> {
+type Checked<T> = Record<Form, T & { check: { cachedLast: number[]; uncachedLast: number[] } }>;
+
+interface TorchOutput {
   torch: string;
   threads: number;
   blasThreads: string;
   blas: string;
-  forms: Record<Form, T & { check: { cachedLast: number[]; uncachedLast: number[] } }>;
+  modes: {
+    seed: Checked<{ cached: Timing; uncached: Timing }>;
+    layer: Checked<{ timings: Record<string, Timing> }>;
+  };
 }
 
-function runPython<T>(python: string, args: string[], ctx: ScenarioContext): TorchOutput<T> {
+function runPython(python: string, args: string[], ctx: ScenarioContext): TorchOutput {
   const repeats = [
     '--repeats',
     `${ctx.timing.repeats ?? 7}`,
+    '--target-ms',
+    `${ctx.timing.targetMs ?? 200}`,
     ...(ctx.timing.loops ? ['--loops', `${ctx.timing.loops}`] : []),
   ];
   const out = execFileSync(python, [peerTorchScript, ...args, ...repeats], {
@@ -63,7 +70,7 @@ function runPython<T>(python: string, args: string[], ctx: ScenarioContext): Tor
     // Debian's OpenBLAS ignores torch.set_num_threads: bind it before torch loads.
     env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' },
   });
-  return JSON.parse(out.trim().split('\n').pop()!) as TorchOutput<T>;
+  return JSON.parse(out.trim().split('\n').pop()!) as TorchOutput;
 }
 
 /** PyTorch eager, both forms, on the seed and the context layer: verified, then reported. */
@@ -89,26 +96,8 @@ export const peerTorchScenario: ScenarioDefinition = {
         skipped: `PyTorch not found (python3 -c "import torch" failed; ${install})`,
       };
 
-    ctx.progress('peer-torch: the seed loops, both forms');
     const seedRef = seedReference(seed);
     seedRef.dispose();
-    const seedArgs = [
-      '--mode',
-      'seed',
-      '--B',
-      `${seed.B}`,
-      '--T',
-      `${seed.T}`,
-      '--C',
-      `${seed.C}`,
-      '--n-head',
-      `${seed.nHead}`,
-      '--prefill',
-      `${seed.prefill}`,
-    ];
-    const s = runPython<{ cached: Timing; uncached: Timing }>(python, seedArgs, ctx);
-
-    ctx.progress('peer-torch: the context layer, both forms');
     const layerRef = layerReference(layer, maxT);
     const file = writeTensorFile(
       {
@@ -120,25 +109,44 @@ export const peerTorchScenario: ScenarioDefinition = {
       },
       { C: layer.C, nHead: layer.nHead, contexts },
     );
-    let l: TorchOutput<{ timings: Record<string, Timing> }>;
+    ctx.progress('peer-torch: the seed loops and the context layer, both forms');
+    let out: TorchOutput;
     try {
-      l = runPython(python, ['--mode', 'layer', '--tensors', file.manifest], ctx);
+      out = runPython(
+        python,
+        [
+          '--mode',
+          'seed,layer',
+          '--tensors',
+          file.manifest,
+          '--B',
+          `${seed.B}`,
+          '--T',
+          `${seed.T}`,
+          '--C',
+          `${seed.C}`,
+          '--n-head',
+          `${seed.nHead}`,
+          '--prefill',
+          `${seed.prefill}`,
+        ],
+        ctx,
+      );
     } finally {
       file.remove();
     }
+    const s = out.modes.seed;
+    const l = out.modes.layer;
 
     const measurements: Measurement[] = [];
     for (const form of Object.keys(forms) as Form[]) {
       const problem = mismatch({
-        [`seed cached loop, ${form}`]: [seedRef.cachedLast, s.forms[form].check.cachedLast],
-        [`seed uncached loop, ${form}`]: [seedRef.uncachedLast, s.forms[form].check.uncachedLast],
-        [`context step at t=${maxT}, ${form}`]: [
-          layerRef.cachedLast,
-          l.forms[form].check.cachedLast,
-        ],
+        [`seed cached loop, ${form}`]: [seedRef.cachedLast, s[form].check.cachedLast],
+        [`seed uncached loop, ${form}`]: [seedRef.uncachedLast, s[form].check.uncachedLast],
+        [`context step at t=${maxT}, ${form}`]: [layerRef.cachedLast, l[form].check.cachedLast],
         [`context prefix of ${maxT + 1}, ${form}`]: [
           layerRef.uncachedLast,
-          l.forms[form].check.uncachedLast,
+          l[form].check.uncachedLast,
         ],
       });
       if (problem)
@@ -153,7 +161,7 @@ export const peerTorchScenario: ScenarioDefinition = {
         measurements.push({
           key: `${key}/${variant}`,
           labels: { ...labels, workload: 'seed', variant },
-          timing: s.forms[form][variant],
+          timing: s[form][variant],
         });
       }
       for (const t of [...contexts].reverse()) {
@@ -161,7 +169,7 @@ export const peerTorchScenario: ScenarioDefinition = {
           measurements.push({
             key: `${key}/context/${variant}/t=${t}`,
             labels: { ...labels, workload: 'context', variant, t },
-            timing: l.forms[form].timings[`${variant}/t=${t}`]!,
+            timing: l[form].timings[`${variant}/t=${t}`]!,
           });
         }
       }
@@ -176,10 +184,10 @@ export const peerTorchScenario: ScenarioDefinition = {
       params: {
         ...params,
         python,
-        torch: s.torch,
-        threads: s.threads,
-        openblasThreads: s.blasThreads,
-        blas: s.blas,
+        torch: out.torch,
+        threads: out.threads,
+        openblasThreads: out.blasThreads,
+        blas: out.blas,
       },
       measurements,
       derived,
