@@ -5,6 +5,7 @@
 //
 //   node scripts/kvkit.mjs setup   install only
 //   node scripts/kvkit.mjs bench   + turbo run bench
+//   node scripts/kvkit.mjs pack    + build the packages and pack them into tarballs/ (scripts/pack.mjs)
 //   node scripts/kvkit.mjs test    + every test, gate and smoke test; ends with `N passed, N failed`
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -101,6 +102,8 @@ run('pnpm', ['install', ...frozen], { env });
 
 if (command === 'bench') {
   run('pnpm', ['exec', 'turbo', 'run', 'bench', ...process.argv.slice(3)], { env });
+} else if (command === 'pack') {
+  run(process.execPath, [join(root, 'scripts', 'pack.mjs'), ...process.argv.slice(3)], { env });
 } else if (command === 'test') {
   ensureChromium();
   run(
@@ -126,6 +129,6 @@ if (command === 'bench') {
   const { failed, passed } = summarise();
   if (failed > 0 || passed === 0) process.exit(1);
 } else if (command !== 'setup') {
-  console.error(`kvkit: unknown command '${command}' (expected setup, bench or test)`);
+  console.error(`kvkit: unknown command '${command}' (expected setup, bench, pack or test)`);
   process.exit(2);
 }

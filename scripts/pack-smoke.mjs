@@ -1,15 +1,14 @@
 #!/usr/bin/env node
 // Pack-and-install smoke test: what a user gets from npm, not what the workspace resolves.
 //
-// Packs every public package with `pnpm pack` (which rewrites `workspace:^` to real versions),
-// installs the tarballs with plain npm into a fresh project under os.tmpdir() (npm adds the
+// Packs every public package with scripts/pack.mjs (`pnpm pack`, which rewrites `workspace:^` to
+// real versions; what `npm run pack` gives users), installs the tarballs with plain npm into a fresh project under os.tmpdir() (npm adds the
 // tfjs peer dependencies from the registry), then runs an ESM script there that imports the
 // packages, selects the wasm backend and reproduces the seed notebook's first numbers.
 //
 // Needs the packages' dist/ (turbo builds them first: `//#smoke:pack` depends on their build).
 // Every check counts as one test in .vitest-reports/pack-smoke.json, which scripts/kvkit.mjs
 // sums with the vitest reports. Exits non-zero on any failure and keeps the temporary folder.
-import { spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -20,96 +19,37 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
+import ts from 'typescript';
+import { packPackages, publishedPackages, root } from './pack.mjs';
+import { cleanEnv, createRecorder, run, tail } from './smoke-lib.mjs';
 
-const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const reportPath = join(root, '.vitest-reports', 'pack-smoke.json');
-const packageDirs = ['tensor-utils', 'kv-cache', 'attention', 'bench'];
 
 /** torch.rand's first value after torch.manual_seed(42): float32 0x3f61dc66. */
 const expectedFirstRand = 0.8822692632675171;
 /** The first row the seed notebook prints for CausalSelfAttention's output (cell 5). */
 const expectedFirstRow = 'tensor([[[-0.2179,  0.4357,  0.3333,  0.0294, -0.0310, -0.0278],';
 
-const started = Date.now();
-const results = [];
+const { record, step, writeReport, seconds, results } = createRecorder('pack-smoke', reportPath);
 
-function record(name, ok, detail = '') {
-  results.push({ name, ok, detail });
-  console.log(`  ${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` — ${detail}` : ''}`);
-  return ok;
-}
-
-function step(title) {
-  console.log(`\n[pack-smoke ${((Date.now() - started) / 1000).toFixed(1)}s] ${title}`);
-}
-
-/** Runs a command, echoing it; returns { ok, stdout, stderr, status }. */
-function run(cmd, args, opts = {}) {
-  console.log(`  $ ${[cmd, ...args].join(' ')}${opts.cwd ? `   (in ${opts.cwd})` : ''}`);
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...opts });
-  const ok = !r.error && r.status === 0;
-  return { ok, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
-}
-
-function tail(text, lines = 30) {
-  return text.trim().split('\n').slice(-lines).join('\n');
-}
-
-/**
- * The environment for npm in the temporary project: without the npm_* and pnpm variables the
- * calling `pnpm run`/turbo set (they describe the workspace, not the new project), keeping the
- * settings a user may rely on to reach the registry. The npm cache stays npm's default.
- */
-function cleanEnv() {
-  const keep = new Set([
-    'npm_config_cache',
-    'npm_config_registry',
-    'npm_config_userconfig',
-    'npm_config_globalconfig',
-    'npm_config_proxy',
-    'npm_config_https_proxy',
-    'npm_config_noproxy',
-    'npm_config_strict_ssl',
-    'npm_config_cafile',
-    'npm_config_prefer_offline',
-    'npm_config_offline',
-  ]);
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    const lower = k.toLowerCase();
-    if ((lower.startsWith('npm_') || lower.startsWith('pnpm_')) && !keep.has(lower)) continue;
-    env[k] = v;
-  }
-  return env;
-}
-
-/** `pnpm` from PATH, else the one scripts/kvkit.mjs installs into .tools/. */
-function pnpmEnv() {
-  const toolsBin = join(root, '.tools', 'node_modules', '.bin');
-  return { ...process.env, PATH: `${process.env.PATH ?? ''}${delimiter}${toolsBin}` };
-}
-
-function writeReport() {
-  const passed = results.filter((r) => r.ok).length;
-  const failed = results.length - passed;
-  mkdirSync(dirname(reportPath), { recursive: true });
-  const report = {
-    numTotalTests: results.length,
-    numPassedTests: passed,
-    numFailedTests: failed,
-    numPendingTests: 0,
-    numTodoTests: 0,
-    success: failed === 0 && passed > 0,
-    checks: results.map((r) => ({
-      name: r.name,
-      status: r.ok ? 'passed' : 'failed',
-      message: r.detail,
-    })),
+/** The .js files under `dir` with an `await` outside every function (parsed by TypeScript). */
+function topLevelAwaits(dir) {
+  const found = [];
+  const visit = (node) => {
+    if (ts.isFunctionLike(node) || ts.isClassStaticBlockDeclaration(node)) return false;
+    if (ts.isAwaitExpression(node) || (ts.isForOfStatement(node) && node.awaitModifier)) {
+      return true;
+    }
+    return ts.forEachChild(node, visit) === true;
   };
-  writeFileSync(reportPath, `${JSON.stringify(report, null, 2)}\n`);
-  return { passed, failed };
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.js')) continue;
+    const file = join(entry.parentPath, entry.name);
+    const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest);
+    if (ts.forEachChild(source, visit) === true) found.push(file);
+  }
+  return found;
 }
 
 // The ESM program run inside the temporary project. It prints one `CHECK <json>` line per check.
@@ -197,47 +137,28 @@ let tmp;
 let failedHard = false;
 try {
   step('checking the built packages');
-  const packages = [];
-  for (const dir of packageDirs) {
-    const pkgDir = join(root, 'packages', dir);
-    const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
-    const built = existsSync(join(pkgDir, 'dist', 'index.js'));
+  const packages = publishedPackages();
+  for (const p of packages) {
     record(
-      `${pkg.name} is public and built`,
-      pkg.private !== true && built,
-      built
+      `${p.name} is public and built`,
+      p.isPublic && p.built,
+      p.built
         ? ''
-        : `${relative(root, join(pkgDir, 'dist', 'index.js'))} is missing: run \`pnpm exec turbo run build\``,
+        : `${relative(root, join(p.dir, 'dist', 'index.js'))} is missing: run \`pnpm exec turbo run build\``,
     );
-    packages.push({ dir: pkgDir, name: pkg.name, version: pkg.version });
   }
   if (results.some((r) => !r.ok)) throw new Error('a package is not built');
 
   tmp = mkdtempSync(join(tmpdir(), 'kvkit-pack-smoke-'));
   const tarballDir = join(tmp, 'tarballs');
   const projectDir = join(tmp, 'project');
-  mkdirSync(tarballDir);
   mkdirSync(projectDir);
 
-  step(`packing ${packages.length} packages into ${tarballDir}`);
+  step(`packing ${packages.length} packages into ${tarballDir} (scripts/pack.mjs)`);
   const tarballs = [];
-  for (const p of packages) {
-    const before = new Set(readdirSync(tarballDir));
-    const r = run('pnpm', ['pack', '--pack-destination', tarballDir], {
-      cwd: p.dir,
-      env: pnpmEnv(),
-    });
-    const made = readdirSync(tarballDir).filter((f) => f.endsWith('.tgz') && !before.has(f));
-    if (
-      !record(
-        `pnpm pack ${p.name}`,
-        r.ok && made.length === 1,
-        r.ok ? made.join(', ') : tail(r.stderr || r.stdout || String(r.error)),
-      )
-    ) {
-      continue;
-    }
-    const tarball = join(tarballDir, made[0]);
+  for (const p of packPackages(tarballDir)) {
+    if (!record(`pnpm pack ${p.name}`, p.tarball !== null, p.error ?? '')) continue;
+    const tarball = p.tarball;
     tarballs.push(tarball);
     // What npm will see: the manifest inside the tarball, and the files it ships.
     const manifest = run('tar', ['-xzOf', tarball, 'package/package.json']);
@@ -308,6 +229,18 @@ try {
     missingPeers.length ? `missing: ${missingPeers.join(', ')}` : '',
   );
 
+  step('looking for top-level await in the installed packages');
+  const withTopLevelAwait = [];
+  for (const p of packages) {
+    const dist = join(projectDir, 'node_modules', ...p.name.split('/'), 'dist');
+    withTopLevelAwait.push(...topLevelAwaits(dist).map((f) => relative(projectDir, f)));
+  }
+  record(
+    'no top-level await in any shipped .js (Vite 6 and older reject it in dependencies)',
+    withTopLevelAwait.length === 0,
+    withTopLevelAwait.join(', '),
+  );
+
   step('running the installed kvbench command');
   r = run(join(projectDir, 'node_modules', '.bin', 'kvbench'), ['--help'], {
     cwd: projectDir,
@@ -344,9 +277,8 @@ try {
   else console.error(`\npack-smoke: stopped: ${e instanceof Error ? e.message : String(e)}`);
 } finally {
   const { passed, failed } = writeReport();
-  const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(
-    `\npack-smoke: ${passed} passed, ${failed} failed in ${seconds}s (report: ${relative(root, reportPath)})`,
+    `\npack-smoke: ${passed} passed, ${failed} failed in ${seconds()}s (report: ${relative(root, reportPath)})`,
   );
   if (failed > 0 || failedHard || passed === 0) {
     for (const f of results.filter((x) => !x.ok)) console.error(`\nFAILED ${f.name}\n${f.detail}`);

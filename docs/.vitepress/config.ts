@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kvkitWasm } from '@kvkit/tensor-utils/vite';
@@ -6,12 +6,23 @@ import { type DefaultTheme, defineConfig } from 'vitepress';
 
 const srcDir = dirname(dirname(fileURLToPath(import.meta.url)));
 
+/**
+ * The API reference TypeDoc writes from the packages' TSDoc comments before every build
+ * (`typedoc` in the build script, docs/typedoc.json), with the sidebar it generates for it.
+ */
+const referenceSidebarFile = join(srcDir, 'api', 'reference', 'typedoc-sidebar.json');
+const referenceSidebar: DefaultTheme.SidebarItem[] = existsSync(referenceSidebarFile)
+  ? JSON.parse(readFileSync(referenceSidebarFile, 'utf8'))
+  : [];
+
 /** The sidebar the site grows into; pages not written yet are left out (no dead links). */
 const plannedSidebar: DefaultTheme.SidebarItem[] = [
   {
     text: 'Guide',
     items: [
       { text: 'Getting started', link: '/guide/getting-started' },
+      { text: 'Install from a clone', link: '/guide/install-from-a-clone' },
+      { text: 'The seed notebook', link: '/guide/seed-notebook' },
       { text: 'Why a KV cache', link: '/guide/why-kv-cache' },
       { text: 'How it works', link: '/guide/how-it-works' },
     ],
@@ -33,6 +44,11 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
       { text: '@kvkit/attention', link: '/api/attention' },
       { text: '@kvkit/bench', link: '/api/bench' },
     ],
+  },
+  {
+    text: 'API reference',
+    collapsed: true,
+    items: [{ text: 'All packages', link: '/api/reference/' }, ...referenceSidebar],
   },
   {
     text: 'Benchmarks',
@@ -60,11 +76,14 @@ function existingPages(items: DefaultTheme.SidebarItem[]): DefaultTheme.SidebarI
       const children = existingPages(item.items);
       return children.length > 0 ? [{ ...item, items: children }] : [];
     }
-    return item.link === undefined || pageExists(item.link) ? [item] : [];
+    return item.link === undefined || pageExists(item.link.replace(/\.md$/, '')) ? [item] : [];
   });
 }
 
 const sidebar = existingPages(plannedSidebar);
+
+/** The demo app's build (apps/demo/dist, relative URLs), copied into the site at demo/. */
+const demoDist = join(srcDir, '..', 'apps', 'demo', 'dist');
 
 export default defineConfig({
   title: 'kvkit',
@@ -83,9 +102,20 @@ export default defineConfig({
       },
     ],
   ],
+  // The demo is not a VitePress page: links to it are checked by the docs' browser test.
+  ignoreDeadLinks: [/^(\.\.\/)+demo\/$|^\/demo\/$/],
+  buildEnd(site) {
+    if (!existsSync(join(demoDist, 'index.html'))) {
+      throw new Error(
+        `${demoDist} is missing: build the demo first (turbo builds it before the docs)`,
+      );
+    }
+    cpSync(demoDist, join(site.outDir, 'demo'), { recursive: true });
+  },
   themeConfig: {
     nav: [
       { text: 'Guide', link: '/guide/getting-started' },
+      { text: 'Demo', link: '/demo/', target: '_self' },
       ...(pageExists('/benchmarks/') ? [{ text: 'Benchmarks', link: '/benchmarks/' }] : []),
     ],
     sidebar,
@@ -99,5 +129,8 @@ export default defineConfig({
     // VitePress renders its own HTML, so the plugin's transformIndexHtml hook never runs here:
     // the LiveAttention component passes that folder to initBackend itself.
     plugins: [kvkitWasm()],
+    // VitePress 1.6 runs Vite 5, whose default target predates top-level await; every browser
+    // that runs the wasm backend is newer than es2022.
+    build: { target: 'es2022' },
   },
 });

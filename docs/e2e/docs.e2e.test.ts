@@ -1,126 +1,29 @@
-// Smoke test of the BUILT docs site in Debian's Chromium: the home page renders, the
-// getting-started page runs the seed notebook's first forward pass on the tfjs wasm backend, and
-// the Benchmarks page shows its report as latest.md does.
-// Serves docs/.vitepress/dist with a tiny static server on 127.0.0.1 (a free port).
-import { createReadStream, existsSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { dirname, extname, join, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { readReport, renderMarkdown } from '@kvkit/bench';
-import { type Browser, chromium, type Page } from 'playwright-core';
+// Smoke test of the BUILT docs site in Debian's Chromium: the home page renders, and the
+// getting-started page runs the seed notebook's first forward pass on the tfjs wasm backend.
+// Serves docs/.vitepress/dist with the static server in site.ts.
+import type { Server } from 'node:http';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { chromiumArgs, findChromium } from '../../scripts/browser.mjs';
-
-const docsDir = dirname(dirname(fileURLToPath(import.meta.url)));
-const distDir = join(docsDir, '.vitepress', 'dist');
+import { launchBrowser, openPage as open, startServer, stopServer } from './site.ts';
 
 /** The first row the seed notebook prints for `mha.forward(input)` (cell 5). */
 const expectedFirstRow = 'tensor([[[-0.2179,  0.4357,  0.3333,  0.0294, -0.0310, -0.0278],';
-
-const contentTypes: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.woff2': 'font/woff2',
-  '.txt': 'text/plain; charset=utf-8',
-  '.map': 'application/json',
-  '.wasm': 'application/wasm',
-};
-
-/** Maps a URL path to a file in dist, as a static host serves a VitePress build. */
-function fileFor(urlPath: string): string | null {
-  let path: string;
-  try {
-    path = decodeURIComponent(urlPath);
-  } catch {
-    return null;
-  }
-  const base = resolve(distDir, `.${path}`);
-  if (base !== distDir && !base.startsWith(distDir + sep)) return null;
-  const candidates = path.endsWith('/')
-    ? [join(base, 'index.html')]
-    : [base, `${base}.html`, join(base, 'index.html')];
-  return candidates.find((f) => existsSync(f) && statSync(f).isFile()) ?? null;
-}
-
-function startServer(): Promise<{ server: Server; origin: string }> {
-  const server = createServer((req, res) => {
-    const urlPath = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const file = fileFor(urlPath);
-    const notFound = join(distDir, '404.html');
-    const served = file ?? (existsSync(notFound) ? notFound : null);
-    if (!served || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(served ? 405 : 404).end();
-      return;
-    }
-    res.writeHead(file ? 200 : 404, {
-      'Content-Type': contentTypes[extname(served)] ?? 'application/octet-stream',
-      'Content-Length': statSync(served).size,
-      'Cache-Control': 'no-cache',
-    });
-    if (req.method === 'HEAD') res.end();
-    else createReadStream(served).pipe(res);
-  });
-  return new Promise((done, fail) => {
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      done({ server, origin: `http://127.0.0.1:${port}` });
-    });
-  });
-}
 
 let server: Server | undefined;
 let origin = '';
 let browser: Browser | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(join(distDir, 'index.html'))) {
-    throw new Error(
-      `${distDir}/index.html not found: build the site first (pnpm --dir docs build)`,
-    );
-  }
-  const executablePath = findChromium();
-  if (!executablePath) {
-    throw new Error(
-      'Chromium not found (looked for KVKIT_CHROMIUM, /usr/bin/chromium, /usr/bin/chromium-browser, ' +
-        '/usr/bin/google-chrome). On Debian/Ubuntu: sudo apt-get install -y chromium',
-    );
-  }
+  browser = await launchBrowser();
   ({ server, origin } = await startServer());
-  browser = await chromium.launch({ executablePath, args: chromiumArgs, headless: true });
 });
 
 afterAll(async () => {
   await browser?.close();
-  await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
+  await stopServer(server);
 });
 
-/** A new page that records console errors, uncaught exceptions and failed requests. */
-async function openPage(): Promise<{ page: Page; problems: string[]; urls: string[] }> {
-  if (!browser) throw new Error('the browser did not start');
-  const page = await browser.newPage();
-  const problems: string[] = [];
-  const urls: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console.error: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`uncaught: ${e.stack ?? e.message}`));
-  page.on('requestfailed', (r) =>
-    problems.push(`request failed: ${r.url()} (${r.failure()?.errorText})`),
-  );
-  page.on('response', (r) => {
-    urls.push(r.url());
-    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
-  });
-  return { page, problems, urls };
-}
+const openPage = () => open(browser);
 
 /** Waits until the live example finishes (or fails) and returns its root's status. */
 async function liveStatus(page: Page): Promise<string | null> {
@@ -187,39 +90,35 @@ describe('the built docs site', () => {
     expect(problems).toEqual([]);
     await page.close();
   });
-});
 
-describe('the Benchmarks page', () => {
-  test('shows its report as latest.md does: noise verdict, machine, peers with floors, history', async () => {
+  test("the demo's copy in the site runs, and links back to the docs", async () => {
     const { page, problems } = await openPage();
-    await page.goto(`${origin}/benchmarks/`, { waitUntil: 'load' });
-    const source = page.getByTestId('benchmark-source');
-    const file = (await source.locator('code').last().textContent())!.trim();
-    const report = readReport(resolve(docsDir, '..', file));
-    const md = renderMarkdown(report);
+    await page.goto(`${origin}/demo/`, { waitUntil: 'load' });
+    await page.waitForSelector('body[data-status="ready"], body[data-status="error"]', {
+      state: 'attached',
+      timeout: 60_000,
+    });
+    expect(await page.getAttribute('body', 'data-status')).toBe('ready');
+    // No COOP/COEP headers here: the page is not cross-origin isolated, so no threads.
+    expect(await page.getByTestId('backend').getAttribute('data-binary')).toBe('simd');
+    expect(await page.getByRole('link', { name: 'Docs' }).getAttribute('href')).toBe('../');
+    expect(await page.getByRole('link', { name: 'Seed notebook' }).getAttribute('href')).toBe(
+      '../guide/seed-notebook.html',
+    );
+    await page.getByTestId('cache-step').click();
+    expect(await page.getByTestId('cache-length-0').getAttribute('data-length')).toBe('3');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
 
-    const noise = page.getByTestId('benchmark-noise');
-    expect(await noise.getAttribute('data-noisy')).toBe(String(report.noise!.noisy));
-    expect(await noise.textContent()).toContain(report.noise!.noisy ? 'Noisy run' : 'Quiet run');
-    expect(await page.getByTestId('benchmark-machine').textContent()).toMatch(/read bandwidth \d/);
-
-    const rows = async (testId: string) =>
-      page
-        .getByTestId(testId)
-        .locator('tbody tr')
-        .evaluateAll((trs) =>
-          trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent!.trim())),
-        );
-    const peers = await rows('benchmark-peers');
-    expect(peers.length).toBeGreaterThanOrEqual(2);
-    expect(peers[0]![0]).toBe('seed cached loop');
-    const seed = await rows('benchmark-table-seed');
-    for (const row of [...peers, ...seed]) expect(md).toContain(`| ${row.join(' | ')} |`);
-    expect(seed.some((r) => r.some((c) => /\((bandwidth|flops)\)$/.test(c)))).toBe(true); // floors shown
-
-    const history = page.getByTestId('benchmark-history');
-    expect(await history.locator('svg').count()).toBe(1);
-    expect(await page.locator('figure[data-chart="peers.svg"] svg').count()).toBe(1);
+  test('the seed notebook page shows all 20 cells, with their saved outputs', async () => {
+    const { page, problems } = await openPage();
+    await page.goto(`${origin}/guide/seed-notebook.html`, { waitUntil: 'load' });
+    const cells = page.locator('[data-testid="seed-notebook"] [data-cell]');
+    expect(await cells.count()).toBe(20);
+    expect(await cells.nth(4).locator('.seed-notebook__output').textContent()).toContain(
+      expectedFirstRow,
+    );
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -1,6 +1,6 @@
 // The Benchmarks page and latest.md are one formatter's output: for the same report, every
 // number the page shows is the string the Markdown report prints. The fixture is a real run's
-// report (packages/bench/reports/baseline.json) with a few values replaced by exact binary ties
+// report (packages/bench/reports/history/2026-11-26-kernel.json, once baseline.json) with a few values replaced by exact binary ties
 // (1.125, 12.25, 0.375, 1152 bytes = 1.125 KiB), which Python's %g rounds to even and
 // Number.prototype.toPrecision rounds away from zero.
 import { dirname, join } from 'node:path';

@@ -1,14 +1,15 @@
-// Browser smoke test: serves the built demo with `vite preview`, opens it in Debian's headless
-// Chromium and checks it reproduces the seed notebook on the tfjs wasm backend.
+// Browser test of the built demo: `vite preview` serves dist/ (a minified production build)
+// with the COOP/COEP headers of vite.config.ts, Debian's headless Chromium opens it at 1280 and
+// at 390 px and clicks through every panel, checking the numbers against the seed notebook's
+// saved outputs (read from its text here, independently of the page) and the cached decode
+// against the uncached one. Any console error or uncaught exception fails it.
 import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { type PreviewServer, preview } from 'vite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-/** The first line of `print(y)` in the seed notebook. */
-const notebookFirstLine = 'tensor([[[-0.2179,  0.4357,  0.3333,  0.0294, -0.0310, -0.0278],';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { comparedCells, linesMatchingNotebook } from '../test/notebook-text.ts';
 
 const appDir = fileURLToPath(new URL('..', import.meta.url));
 
@@ -21,9 +22,7 @@ const { findChromium, chromiumArgs } = (await import(browserHelpersUrl)) as {
 
 let server: PreviewServer | undefined;
 let browser: Browser | undefined;
-let page: Page | undefined;
-const consoleErrors: string[] = [];
-const wasmResponses: { url: string; status: number; contentType: string | undefined }[] = [];
+let origin = '';
 
 beforeAll(async () => {
   const executablePath = findChromium();
@@ -38,75 +37,167 @@ beforeAll(async () => {
       'apps/demo/dist is missing: build it first (pnpm exec turbo run build --filter=@kvkit/demo...)',
     );
   }
-
   server = await preview({
     root: appDir,
     logLevel: 'warn',
     preview: { host: '127.0.0.1', port: 0, strictPort: true, open: false },
   });
-  const { port } = server.httpServer.address() as AddressInfo;
-
+  origin = `http://127.0.0.1:${(server.httpServer.address() as AddressInfo).port}`;
   browser = await chromium.launch({ executablePath, args: chromiumArgs });
-  page = await browser.newPage();
-  page.on('console', (message) => {
-    if (message.type() === 'error') consoleErrors.push(`console.error: ${message.text()}`);
-  });
-  page.on('pageerror', (error) => consoleErrors.push(`uncaught: ${error.message}`));
-  page.on('response', (response) => {
-    if (new URL(response.url()).pathname.endsWith('.wasm')) {
-      wasmResponses.push({
-        url: response.url(),
-        status: response.status(),
-        contentType: response.headers()['content-type'],
-      });
-    }
-  });
-
-  await page.goto(`http://127.0.0.1:${port}/`);
-  await page.waitForSelector('body[data-status="done"], body[data-status="error"]', {
-    state: 'attached',
-    timeout: 60_000,
-  });
 });
 
 afterAll(async () => {
-  await page?.close();
   await browser?.close();
   await server?.close();
 });
 
-async function text(id: string): Promise<string> {
-  return (await page!.textContent(`#${id}`)) ?? '';
+/** Opens the demo at `width` px and waits for it to start; collects every error. */
+async function open(width: number): Promise<{ page: Page; errors: string[]; wasm: string[] }> {
+  const page = await browser!.newPage({ viewport: { width, height: 900 } });
+  const errors: string[] = [];
+  const wasm: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+  page.on('response', (r) => {
+    if (r.url().endsWith('.wasm')) wasm.push(`${r.status()} ${new URL(r.url()).pathname}`);
+  });
+  await page.goto(`${origin}/`);
+  await page.waitForSelector('body[data-status="ready"], body[data-status="error"]', {
+    state: 'attached',
+    timeout: 60_000,
+  });
+  expect(await page.getAttribute('body', 'data-status'), errors.join('\n')).toBe('ready');
+  return { page, errors, wasm };
 }
 
-describe('demo page (vite build + preview, headless Chromium)', () => {
-  it('finishes without error', async () => {
-    const status = await page!.getAttribute('body', 'data-status');
-    expect(status, `page status: ${await text('status')}`).toBe('done');
+const text = async (page: Page, testid: string) =>
+  (await page.getByTestId(testid).textContent()) ?? '';
+
+async function noSidewaysScroll(page: Page): Promise<void> {
+  const [scroll, inner] = await page.evaluate(() => [
+    document.documentElement.scrollWidth,
+    window.innerWidth,
+  ]);
+  expect(scroll, 'the page scrolls sideways').toBeLessThanOrEqual(inner);
+}
+
+describe.each([1280, 390])('the demo at %i px', (width) => {
+  let page: Page;
+  let errors: string[];
+  let wasm: string[];
+
+  beforeAll(async () => {
+    ({ page, errors, wasm } = await open(width));
   });
 
-  it("prints the seed notebook's output", async () => {
-    const [firstLine] = (await text('output')).split('\n');
-    expect(firstLine).toBe(notebookFirstLine);
+  afterAll(async () => {
+    await page?.close();
   });
 
-  it('runs on the wasm backend, with the binary the plugin served', async () => {
-    // Without COOP/COEP headers there are no threads, so tfjs picks the SIMD binary.
-    expect(await text('backend')).toBe('wasm (simd binary)');
-    expect(wasmResponses).toEqual([
-      {
-        url: expect.stringMatching(/\/tfjs-wasm\/tfjs-backend-wasm-simd\.wasm$/),
-        status: 200,
-        contentType: 'application/wasm',
-      },
+  test('starts the threaded wasm build of the minified bundle (COOP/COEP headers)', async () => {
+    expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+    expect(await page.getByTestId('backend').getAttribute('data-binary')).toBe('threaded-simd');
+    expect(wasm).toEqual(['200 /tfjs-wasm/tfjs-backend-wasm-threaded-simd.wasm']);
+    expect(await page.locator('[role="tab"]').allTextContents()).toEqual([
+      'The cache',
+      'Cached vs uncached',
+      'Notebook',
     ]);
+    for (const [name, href] of [
+      ['Docs', /github\.com\/kvkit\/kvkit\/tree\/main\/docs$/],
+      ['Source', /github\.com\/kvkit\/kvkit\/tree\/main\/apps\/demo$/],
+      ['Seed notebook', /seed-notebook\.txt$/],
+    ] as const) {
+      expect(await page.getByRole('link', { name }).getAttribute('href')).toMatch(href);
+    }
+    await noSidewaysScroll(page);
   });
 
-  it('gives the same output with and without the KV cache', async () => {
-    expect(await text('cache')).toMatch(/^yes /);
+  test('the cache fills row by row: prefill 3, then one position per step', async () => {
+    await page.getByRole('tab', { name: 'The cache' }).click();
+    const lengths = async () =>
+      Promise.all(
+        [0, 1].map(async (b) => page.getByTestId(`cache-length-${b}`).getAttribute('data-length')),
+      );
+    expect(await lengths()).toEqual(['0', '0']);
+    await page.getByTestId('cache-step').click();
+    expect(await lengths()).toEqual(['3', '3']);
+    // After the prefill, mha.cacheK[:2] is the notebook's "current key-cache" (cell 11).
+    await page.locator('details.printed summary').click();
+    const printed = await text(page, 'cache-printed');
+    expect(linesMatchingNotebook(11, printed)).toBeGreaterThanOrEqual(9);
+    for (let t = 4; t <= 8; t++) {
+      await page.getByTestId('cache-step').click();
+      expect(await lengths()).toEqual([String(t), String(t)]);
+      for (const b of [0, 1]) {
+        const w = (await page.getByTestId(`cache-weights-${b}`).getAttribute('data-weights'))!
+          .split(' ')
+          .map(Number);
+        expect(w).toHaveLength(t); // the newest query attends over every cached position
+        expect(w.reduce((a, x) => a + x, 0)).toBeCloseTo(1, 5);
+      }
+    }
+    expect(await page.getByTestId('cache-step').isDisabled()).toBe(true);
+    expect(await text(page, 'cache-status')).toContain('The cache is full.');
+    await page.getByTestId('cache-reset').click();
+    expect(await lengths()).toEqual(['0', '0']);
+    await page.getByTestId('cache-play').click();
+    await expect.poll(lengths, { timeout: 20_000 }).toEqual(['8', '8']);
+    await noSidewaysScroll(page);
   });
 
-  it('logs no errors to the console', () => {
-    expect(consoleErrors).toEqual([]);
+  test('the race: both loops run, and the cached decode equals the uncached one', async () => {
+    await page.getByRole('tab', { name: 'Cached vs uncached' }).click();
+    await page.getByTestId('race-start').click();
+    const verdict = page.getByTestId('race-verdict');
+    await expect.poll(() => verdict.getAttribute('data-agree'), { timeout: 90_000 }).not.toBeNull();
+    expect(await verdict.getAttribute('data-agree'), (await verdict.textContent()) ?? '').toBe(
+      'true',
+    );
+    expect(Number(await verdict.getAttribute('data-max-diff'))).toBeLessThan(1e-5);
+    expect(await verdict.getAttribute('data-steps')).toBe('62'); // the prefill, then t = 3..63
+    const paths = page.getByTestId('race-chart').locator('path');
+    expect(await paths.evaluateAll((ps) => ps.map((p) => p.getAttribute('data-points')))).toEqual([
+      '62',
+      '62',
+    ]);
+    await noSidewaysScroll(page);
+  });
+
+  test("the notebook's cells print the notebook's numbers", async () => {
+    await page.getByRole('tab', { name: 'Notebook' }).click();
+    await page.getByTestId('notebook-run-all').click();
+    const out = (n: number) => page.getByTestId(`cell-output-${n}`);
+    await expect.poll(() => out(18).getAttribute('data-state'), { timeout: 60_000 }).toBe('done');
+    for (const { n, lines } of comparedCells) {
+      expect(linesMatchingNotebook(n, (await out(n).textContent()) ?? '')).toBeGreaterThanOrEqual(
+        lines,
+      );
+    }
+    expect(await out(1).textContent()).toBe('(tfjs backend: wasm, threaded-simd binary)');
+    if (width === 1280) {
+      // The timing cells take seconds each: run once, at one width.
+      for (const [n, label] of [
+        [19, 'cached:   '],
+        [20, 'uncached: '],
+      ] as const) {
+        await page.getByTestId(`cell-run-${n}`).click();
+        await expect
+          .poll(() => out(n).getAttribute('data-state'), { timeout: 60_000 })
+          .toBe('done');
+        expect(await out(n).textContent()).toMatch(
+          new RegExp(
+            `^${label}[\\d.]+ (ms|µs) ± [\\d.]+ (ms|µs|ns) per loop \\(mean ± std\\. dev\\. of \\d+ runs?, \\d+ loops? each\\)$`,
+          ),
+        );
+      }
+    }
+    await noSidewaysScroll(page);
+  });
+
+  test('logs no errors', () => {
+    expect(errors).toEqual([]);
   });
 });

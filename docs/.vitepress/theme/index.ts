@@ -1,13 +1,17 @@
-// The default VitePress theme plus kvkit's live, in-browser examples and the benchmark report.
+// The default VitePress theme plus kvkit's live, in-browser examples, the benchmark report and
+// the seed notebook.
 import type { Theme } from 'vitepress';
 import DefaultTheme from 'vitepress/theme';
 import BenchmarkReport from './components/BenchmarkReport.vue';
 import LiveAttention from './components/LiveAttention.vue';
+import SeedNotebook from './components/SeedNotebook.vue';
+import './custom.css';
 
 export default {
   extends: DefaultTheme,
   enhanceApp({ app }) {
     app.component('BenchmarkReport', BenchmarkReport);
     app.component('LiveAttention', LiveAttention);
+    app.component('SeedNotebook', SeedNotebook);
   },
 } satisfies Theme;

@@ -53,5 +53,5 @@ test('turbo run bench: builds, then the timed scenarios alone, then the docs sit
   expect([...before].every((id) => id.endsWith('#build'))).toBe(true);
   expect(before).toContain('@kvkit/bench#build');
   expect([...after]).toEqual(['@kvkit/docs#bench']);
-  expect(graph.get('@kvkit/docs#bench')?.command).toBe('vitepress build');
+  expect(graph.get('@kvkit/docs#bench')?.command).toBe('typedoc && vitepress build');
 });

@@ -1,3 +1,4 @@
+/** @module tensor-utils */
 // Public API of @kvkit/tensor-utils: names are listed explicitly, types with `export type`.
 export {
   type BackendInfo,

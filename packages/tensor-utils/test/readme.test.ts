@@ -29,3 +29,17 @@ test('linearInit(6, 18) bias prints as in the README', () => {
   weight.dispose();
   bias!.dispose();
 });
+
+test('every README table row has as many cells as its header (GFM splits at every unescaped |)', () => {
+  const cells = (row: string) =>
+    row
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split(/(?<!\\)\|/).length;
+  const tables = [...readme.matchAll(/(?:^\|.*\n)+/gm)].map((m) => m[0]);
+  expect(tables.length).toBeGreaterThan(0);
+  for (const table of tables) {
+    const [header, ...rows] = table.trim().split('\n');
+    for (const row of rows) expect(cells(row), row).toBe(cells(header!));
+  }
+});

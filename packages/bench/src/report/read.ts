@@ -39,7 +39,7 @@ export class ReportSchemaError extends KvkitError {
  * `ReportSchemaError` for any other version or for something that is not a report.
  *
  * @example
- * const report = upgradeReport(JSON.parse(readFileSync('reports/baseline.json', 'utf8')));
+ * const report = upgradeReport(JSON.parse(readFileSync('reports/history/2026-11-26-kernel.json', 'utf8')));
  */
 export function upgradeReport(report: unknown, source: string | null = null): Report {
   const from = source ? `${source}: ` : '';

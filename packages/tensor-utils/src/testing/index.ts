@@ -1,3 +1,4 @@
+/** @module testing */
 import * as tf from '@tensorflow/tfjs-core';
 import { KvkitError } from '../errors.ts';
 
