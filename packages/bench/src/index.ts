@@ -16,7 +16,7 @@ export {
   onnxNames,
 } from './peers/onnx-attention.ts';
 export { OnnxGraph } from './peers/onnx-graph.ts';
-export { loadOrtEngine, type OrtEngine, type OrtEngineId } from './peers/ort-engines.ts';
+export { loadOrtEngine, type OrtEngine, type OrtEngineName } from './peers/ort-engines.ts';
 export { PastPresentRunner } from './peers/ort-runner.ts';
 export { type ChartPlan, planCharts, renderCharts, renderSvg } from './report/charts.ts';
 export { formatSpeedup, formatTime, formatTimeit } from './report/format-time.ts';

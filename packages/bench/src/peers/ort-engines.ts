@@ -17,11 +17,11 @@ export interface OrtSession {
   release(): Promise<void>;
 }
 
-export type OrtEngineId = 'ort-web' | 'ort-node';
+export type OrtEngineName = 'ort-web' | 'ort-node';
 
 /** A loaded engine: how to make sessions and tensors, and what it is. */
 export interface OrtEngine {
-  id: OrtEngineId;
+  id: OrtEngineName;
   /** `onnxruntime-node 1.30.0 (native CPU, 1 intra-op thread)`. */
   label: string;
   version: string;
@@ -35,7 +35,7 @@ export interface OrtSkip {
 }
 
 /** The versions the bench is tested with (its devDependencies). */
-const installs: Record<OrtEngineId, string> = {
+const installs: Record<OrtEngineName, string> = {
   'ort-web': 'npm install onnxruntime-web@1.30.0',
   // Its install script downloads extra files from a host many networks cannot reach; the npm
   // package already holds the CPU library.
@@ -66,7 +66,7 @@ async function importEngine(name: string): Promise<OrtModule | string> {
  * const engine = await loadOrtEngine('ort-node');
  * if ('skipped' in engine) console.log(engine.skipped);
  */
-export async function loadOrtEngine(id: OrtEngineId): Promise<OrtEngine | OrtSkip> {
+export async function loadOrtEngine(id: OrtEngineName): Promise<OrtEngine | OrtSkip> {
   const name = id === 'ort-web' ? 'onnxruntime-web' : 'onnxruntime-node';
   const ort = await importEngine(name);
   if (typeof ort === 'string') return { skipped: `${ort} (install: ${installs[id]})` };

@@ -3,7 +3,7 @@ import { attentionModel } from '../peers/onnx-attention.ts';
 import {
   loadOrtEngine,
   type OrtEngine,
-  type OrtEngineId,
+  type OrtEngineName,
   type OrtTensor,
 } from '../peers/ort-engines.ts';
 import { PastPresentRunner, sliceTokens, values } from '../peers/ort-runner.ts';
@@ -130,7 +130,7 @@ async function layerPart(ctx: ScenarioContext, engine: OrtEngine, label: string)
   }
 }
 
-function ortScenario(id: OrtEngineId, peer: string, what: string): ScenarioDefinition {
+function ortScenario(id: OrtEngineName, peer: string, what: string): ScenarioDefinition {
   const scenarioId = `peer-${id}`;
   return {
     id: scenarioId,
