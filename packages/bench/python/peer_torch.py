@@ -1,26 +1,54 @@
-"""The seed notebook's timing (cells 19 and 20) in PyTorch, for kvkit's `peer-torch` scenario.
+"""PyTorch side by side with kvkit, for the bench's `peer-torch` scenario.
+
+Two workloads, each in two forms of the projections:
+  linear  plain nn.Linear (for one token, sgemm with M=1 on Debian's OpenBLAS);
+  addmv   the fastest B=1 decode form found here: an (in, out) contiguous copy of each weight,
+          torch.addmv for a single row, torch.addmm on the same copy for more rows.
+
+  --mode seed   (or seed,layer: both, in one process) the seed notebook's timing (cells 19 and 20): construct + prefill + decode with
+                the cache, against construct + the full forward of every prefix. Weights come
+                from torch.manual_seed(42), which kvkit's setSeed(42) reproduces bit for bit.
+  --mode layer  one attention layer's decode step at each context t (cached: the step at t with t
+                cached positions; uncached: the forward of the t + 1 token prefix), with the
+                weights and input kvkit wrote to --tensors (a JSON manifest + raw float32 file).
 
 A minimal CausalSelfAttention with the fork's static KV cache (written from the notebook's
-description: c_attn -> q, k, v; cache_k/cache_v of shape [max_batch_size, n_head, block_size,
-head_size] written at [:B, :, start_pos:start_pos+T]), timed like IPython's %timeit: loops per
-repeat calibrated with timeit.Timer.autorange (>= 0.2 s), 7 repeats, per-loop mean and
-population std. One thread, no autograd, eval mode. Prints one JSON object on stdout.
-
-    python3 peer_torch.py --B 8 --T 64 --C 128 --n-head 8 --prefill 3 [--repeats 7] [--loops N]
+description). Timed like IPython's %timeit: loops calibrated with timeit.Timer.autorange
+(>= --target-ms, 200 by default), --repeats repeats, per-loop mean and population std. One thread (set
+OPENBLAS_NUM_THREADS=1 before torch loads: torch.set_num_threads does not bind Debian's
+OpenBLAS), no autograd, eval mode. Prints one JSON object on stdout, with each form's outputs
+for the caller to check against kvkit's before it reports any timing.
 """
 
 import argparse
 import glob
-import os
-import re
 import json
 import math
+import os
+import re
 import statistics
 import timeit
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+
+class ContiguousLinear(nn.Module):
+    """y = x W^T + b from an (in, out) contiguous copy of W: addmv for one row, addmm for more."""
+
+    def __init__(self, linear):
+        super().__init__()
+        self.weight_t = linear.weight.detach().t().contiguous()  # (in, out)
+        self.bias = linear.bias.detach()
+
+    def forward(self, x):
+        rows = x.reshape(-1, x.shape[-1])
+        if rows.shape[0] == 1:
+            y = torch.addmv(self.bias, self.weight_t.t(), rows[0]).unsqueeze(0)
+        else:
+            y = torch.addmm(self.bias, rows, self.weight_t)
+        return y.view(*x.shape[:-1], y.shape[-1])
 
 
 class CausalSelfAttention(nn.Module):
@@ -37,6 +65,12 @@ class CausalSelfAttention(nn.Module):
         )
         self.cache_k = None
         self.cache_v = None
+
+    def to_form(self, form):
+        if form == "addmv":
+            self.c_attn = ContiguousLinear(self.c_attn)
+            self.c_proj = ContiguousLinear(self.c_proj)
+        return self
 
     def forward(self, x, use_kv_cache=False, start_pos=0):
         B, T, C = x.size()
@@ -62,60 +96,124 @@ class CausalSelfAttention(nn.Module):
         return self.c_proj(y)
 
 
-def main():
-    p = argparse.ArgumentParser()
-    for name, default in [("B", 8), ("T", 64), ("C", 128), ("n-head", 8), ("prefill", 3), ("repeats", 7), ("loops", 0)]:
-        p.add_argument(f"--{name}", type=int, default=default)
-    a = p.parse_args()
-    torch.set_num_threads(1)
-    torch.set_grad_enabled(False)
+def autorange(timer, target):
+    """timeit.Timer.autorange with a target other than its fixed 0.2 s (quick runs use 20 ms)."""
+    scale = 1
+    while True:
+        for m in (1, 2, 5):
+            loops = m * scale
+            if timer.timeit(loops) >= target:
+                return loops
+        scale *= 10
+
+
+def measure(fn, a):
+    fn()  # warm-up
+    timer = timeit.Timer(fn)
+    loops = a.loops or autorange(timer, a.target_ms / 1000)
+    samples = [t / loops * 1000 for t in timer.repeat(repeat=a.repeats, number=loops)]
+    return {
+        "meanMs": statistics.fmean(samples),
+        "stdMs": statistics.pstdev(samples),
+        "minMs": min(samples),
+        "medianMs": statistics.median(samples),
+        "loops": loops,
+        "repeats": a.repeats,
+        "samplesMs": samples,
+    }
+
+
+def flat(t):
+    return t.reshape(-1).tolist()
+
+
+def seed(a, form):
     torch.manual_seed(42)
     x = torch.rand((a.B, a.T, a.C))
 
     def build():
         torch.manual_seed(42)
-        return CausalSelfAttention(a.C, a.n_head, a.T).eval()
+        return CausalSelfAttention(a.C, a.n_head, a.T).eval().to_form(form)
 
     def cached():
         m = build()
-        m.forward(x[:, : a.prefill], use_kv_cache=True, start_pos=0)
+        y = m.forward(x[:, : a.prefill], use_kv_cache=True, start_pos=0)
         for i in range(a.prefill, a.T):
-            m.forward(x[:, i : i + 1], use_kv_cache=True, start_pos=i)
+            y = m.forward(x[:, i : i + 1], use_kv_cache=True, start_pos=i)
+        return y
 
     def uncached():
         m = build()
         for i in range(a.prefill, a.T + 1):
-            m.forward(x[:, :i])
+            y = m.forward(x[:, :i])
+        return y
 
-    def measure(fn):
-        fn()  # warm-up
-        timer = timeit.Timer(fn)
-        loops = a.loops or timer.autorange()[0]
-        samples = [t / loops * 1000 for t in timer.repeat(repeat=a.repeats, number=loops)]
-        return {
-            "meanMs": statistics.fmean(samples),
-            "stdMs": statistics.pstdev(samples),
-            "minMs": min(samples),
-            "medianMs": statistics.median(samples),
-            "loops": loops,
-            "repeats": a.repeats,
-            "samplesMs": samples,
-        }
+    check = {"cachedLast": flat(cached()), "uncachedLast": flat(uncached()[:, -1:])}
+    return {"cached": measure(cached, a), "uncached": measure(uncached, a), "check": check}
 
+
+def read_tensors(path):
+    with open(path) as f:
+        manifest = json.load(f)
+    with open(os.path.join(os.path.dirname(path), manifest["data"]), "rb") as f:
+        raw = bytearray(f.read())
+    data = torch.frombuffer(raw, dtype=torch.float32)
+    return {
+        name: data[e["offset"] : e["offset"] + math.prod(e["shape"])].view(*e["shape"]).clone()
+        for name, e in manifest["tensors"].items()
+    }, manifest
+
+
+def layer(a, form):
+    tensors, manifest = read_tensors(a.tensors)
+    C, n_head, contexts = manifest["C"], manifest["nHead"], manifest["contexts"]
+    x = tensors["input"]  # (1, Tmax, C)
+    m = CausalSelfAttention(C, n_head, x.shape[1], max_batch_size=1).eval()
+    m.load_state_dict({k: tensors[k] for k in ["c_attn.weight", "c_attn.bias", "c_proj.weight", "c_proj.bias"]}, strict=False)
+    m.to_form(form)
+    token = x[:, :1]
+    out, check = {}, {}
+    for t in sorted(contexts, reverse=True):
+        m.forward(x[:, :t], use_kv_cache=True, start_pos=0)  # positions [0, t) cached
+        step = lambda: m.forward(token, use_kv_cache=True, start_pos=t)  # noqa: E731
+        prefix = x[:, : t + 1]
+        full = lambda: m.forward(prefix)  # noqa: E731
+        if t == max(contexts):
+            check = {"cachedLast": flat(step()), "uncachedLast": flat(full()[:, -1:])}
+        out[f"cached/t={t}"] = measure(step, a)
+        out[f"uncached/t={t}"] = measure(full, a)
+    return {"timings": out, "check": check}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", default="seed", help="seed, layer, or both: seed,layer")
+    p.add_argument("--forms", default="linear,addmv")
+    p.add_argument("--tensors", default="")
+    for name, default in [("B", 8), ("T", 64), ("C", 128), ("n-head", 8), ("prefill", 3), ("repeats", 7), ("loops", 0), ("target-ms", 200)]:
+        p.add_argument(f"--{name}", type=int, default=default)
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    torch.set_grad_enabled(False)
     # Debian's torch links the generic libblas.so.3, which the alternatives system points at
     # OpenBLAS when libopenblas0-pthread is installed: report where it really points.
     info = re.search(r"BLAS_INFO=([^,]+)", torch.__config__.show())
     blas = info.group(1) if info else "unknown"
     for lib in glob.glob("/usr/lib/*/libblas.so.3"):
         blas += f" ({lib} -> {os.path.realpath(lib)})"
-    out = {
+    runs = {"seed": seed, "layer": layer}
+    modes = a.mode.split(",")
+    if any(m not in runs for m in modes):
+        p.error(f"--mode: expected seed, layer or seed,layer, got {a.mode}")
+    # One process for both workloads: importing torch costs seconds.
+    out = {m: {form: runs[m](a, form) for form in a.forms.split(",")} for m in modes}
+    print(json.dumps({
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "blasThreads": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
         "blas": blas,
-        "cached": measure(cached),
-        "uncached": measure(uncached),
-    }
-    print(json.dumps(out))
+        "modes": out,
+    }))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { compareReports, formatComparison } from './compare.ts';
 import { formatTimeit } from './report/format-time.ts';
-import type { Report, SeedScenario } from './report/schema.ts';
+import { readReport } from './report/read.ts';
+import type { SeedScenario } from './report/schema.ts';
+import { textTable } from './report/text-table.ts';
+import { reportView } from './report/view.ts';
 import { writeReport } from './report/write.ts';
 import { runBenchmarks } from './run.ts';
 import { scenarios } from './scenarios/index.ts';
@@ -65,7 +68,6 @@ async function main(): Promise<void> {
     against?: string;
   }>();
   if (opts.against && !opts.compare) program.error('--against needs --compare <base.json>');
-  const readReport = (file: string): Report => JSON.parse(readFileSync(file, 'utf8')) as Report;
   if (opts.compare && opts.against) {
     console.log(
       formatComparison(compareReports(readReport(opts.compare), readReport(opts.against))),
@@ -104,9 +106,16 @@ async function main(): Promise<void> {
     console.log(`  uncached: ${formatTimeit(seed.uncached)}`);
     console.log(`  speedup:  ${seed.speedup.toFixed(2)}x`);
   }
-  for (const s of report.scenarios.filter((x) => x.id !== 'seed')) {
-    const derived = Object.entries(s.derived).map(([k, v]) => `${k} ${v.toPrecision(3)}`);
+  const view = reportView(report);
+  for (const s of view.scenarios.filter((x) => x.id !== 'seed')) {
+    const derived = s.derived.map((d) => `${d.label} ${d.value}`);
     console.log(`${s.id}: ${s.skipped ? `skipped: ${s.skipped}` : derived.join(', ')}`);
+  }
+  if (view.peers) console.log(`\nkvkit and its peers (mean per call):\n${textTable(view.peers)}`);
+  for (const skip of view.peerSkips) console.log(`skipped: ${skip}`);
+  if (view.noise) {
+    console.log(`\n${view.noise.noisy ? 'NOISY RUN' : 'Quiet run'}: ${view.noise.headline}`);
+    for (const r of view.noise.reasons) console.log(`  ${r}`);
   }
   const out = resolve(opts.out ?? resolve(packageDir, opts.quick ? 'reports/quick' : 'reports'));
   const written = await writeReport(report, out);

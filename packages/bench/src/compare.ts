@@ -1,4 +1,5 @@
-import type { Report, Timing } from './report/schema.ts';
+import { upgradeReport } from './report/read.ts';
+import type { Measurement, Report, Scenario, Timing } from './report/schema.ts';
 
 /** One metric present in both reports. */
 export interface ComparedMetric {
@@ -11,6 +12,11 @@ export interface ComparedMetric {
   /** Welch's t statistic over the per-repeat samples of both runs. */
   t: number;
   verdict: 'faster' | 'slower' | 'noise';
+  /**
+   * Why the metric counts as noise whatever its t: the run that measured it was flagged noisy
+   * (a steady background load can shift every sample alike and fool Welch's t). Null otherwise.
+   */
+  flagged: string | null;
 }
 
 export interface CompareOptions {
@@ -23,7 +29,16 @@ export interface CompareOptions {
 /**
  * Compares every measurement the two reports share (same scenario id and key). A difference
  * counts only when it is both large against the measured noise of the two runs (Welch's t over
- * the repeats' samples, |t| > 3 by default) and larger than 2%; everything else is noise.
+ * the repeats' samples, |t| > 3 by default) and larger than 2%; everything else is noise. A
+ * metric whose scenario was flagged noisy in either run (other processes' CPU time), or whose
+ * coefficient of variation exceeds the run's limit, is noise whatever its t.
+ *
+ * Reports of schema version 1 are read as current ones; any other version is a
+ * `ReportSchemaError` (from `upgradeReport`), not an empty result.
+ *
+ * @example
+ * const rows = compareReports(readReport('base.json'), readReport('new.json'));
+ * console.log(formatComparison(rows));
  */
 export function compareReports(
   base: Report,
@@ -31,9 +46,11 @@ export function compareReports(
   options: CompareOptions = {},
 ): ComparedMetric[] {
   const { tThreshold = 3, minChange = 0.02 } = options;
+  const baseReport = upgradeReport(base, 'the base report');
+  const nextReport = upgradeReport(next, 'the new report');
   const out: ComparedMetric[] = [];
-  for (const scenario of next.scenarios) {
-    const before = base.scenarios.find((s) => s.id === scenario.id);
+  for (const scenario of nextReport.scenarios) {
+    const before = baseReport.scenarios.find((s) => s.id === scenario.id);
     if (!before) continue;
     for (const m of scenario.measurements) {
       const b = before.measurements.find((x) => x.key === m.key);
@@ -42,7 +59,10 @@ export function compareReports(
       // With fewer than two samples on a side there is no noise estimate: never call it real.
       const measurable = b.timing.samplesMs.length >= 2 && m.timing.samplesMs.length >= 2;
       const t = measurable ? welchT(b.timing, m.timing) : Number.NaN;
-      const real = measurable && Math.abs(t) > tThreshold && Math.abs(ratio - 1) > minChange;
+      const flagged =
+        noiseFlag('base', baseReport, before, b) ?? noiseFlag('new', nextReport, scenario, m);
+      const real =
+        !flagged && measurable && Math.abs(t) > tThreshold && Math.abs(ratio - 1) > minChange;
       out.push({
         scenario: scenario.id,
         key: m.key,
@@ -51,10 +71,20 @@ export function compareReports(
         ratio,
         t,
         verdict: real ? (ratio < 1 ? 'faster' : 'slower') : 'noise',
+        flagged,
       });
     }
   }
   return out;
+}
+
+/** Why a run's measurement is unreliable whatever its t, or null. */
+function noiseFlag(side: string, report: Report, s: Scenario, m: Measurement): string | null {
+  if (s.noise && s.noise.reasons.length > 0) return `${side} run noisy: ${s.noise.reasons[0]}`;
+  const maxCv = report.noise?.maxCv;
+  if (maxCv !== undefined && typeof m.cv === 'number' && m.cv > maxCv)
+    return `${side} run: coefficient of variation ${(m.cv * 100).toFixed(0)}% > ${(maxCv * 100).toFixed(0)}%`;
+  return null;
 }
 
 function welchT(a: Timing, b: Timing): number {
@@ -77,7 +107,7 @@ export function formatComparison(rows: ComparedMetric[]): string {
   const lines = ['scenario     metric                   base ms      new ms   ratio  verdict'];
   for (const r of rows) {
     lines.push(
-      `${r.scenario.padEnd(12)} ${r.key.padEnd(22)} ${r.baseMs.toPrecision(4).padStart(9)} ${r.newMs.toPrecision(4).padStart(11)} ${r.ratio.toFixed(3).padStart(7)}  ${r.verdict === 'noise' ? 'noise' : `${r.verdict} (t=${r.t.toFixed(1)})`}`,
+      `${r.scenario.padEnd(12)} ${r.key.padEnd(22)} ${r.baseMs.toPrecision(4).padStart(9)} ${r.newMs.toPrecision(4).padStart(11)} ${r.ratio.toFixed(3).padStart(7)}  ${r.verdict === 'noise' ? (r.flagged ? `noise (${r.flagged})` : 'noise') : `${r.verdict} (t=${r.t.toFixed(1)})`}`,
     );
   }
   const real = rows.filter((r) => r.verdict !== 'noise');

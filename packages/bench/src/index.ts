@@ -7,23 +7,60 @@ export {
   formatComparison,
 } from './compare.ts';
 export { environment } from './environment.ts';
-export { renderCharts } from './report/charts.ts';
+export { applyFloors, forwardWork, type Work } from './floors.ts';
+export { maxCv, maxOthersCpu } from './noise.ts';
+export {
+  type AttentionLayerWeights,
+  attentionLayer,
+  attentionModel,
+  onnxNames,
+} from './peers/onnx-attention.ts';
+export { OnnxGraph } from './peers/onnx-graph.ts';
+export { loadOrtEngine, type OrtEngine, type OrtEngineName } from './peers/ort-engines.ts';
+export { PastPresentRunner } from './peers/ort-runner.ts';
+export { type ChartPlan, planCharts, renderCharts, renderSvg } from './report/charts.ts';
 export { formatSpeedup, formatTime, formatTimeit } from './report/format-time.ts';
+export {
+  type HistoryEntry,
+  type HistoryPoint,
+  type HistorySeries,
+  historyChartSpec,
+  historyPoints,
+  historySeries,
+  readHistory,
+} from './report/history.ts';
 export { renderMarkdown } from './report/markdown.ts';
+export { peerTableView } from './report/peer-table.ts';
+export { ReportSchemaError, readableVersions, readReport, upgradeReport } from './report/read.ts';
 export type {
   Environment,
+  Floor,
+  LoadSample,
+  Machine,
   Measurement,
   Report,
+  RunNoise,
   Scenario,
   ScenarioBase,
+  ScenarioNoise,
   SeedScenario,
   Timing,
 } from './report/schema.ts';
 export { schemaVersion } from './report/schema.ts';
+export {
+  type LabelledValue,
+  type MachineView,
+  type NoiseView,
+  type ReportView,
+  reportView,
+  type ScenarioView,
+  type SeedView,
+  type TableView,
+} from './report/view.ts';
 export { type RunOptions, runBenchmarks } from './run.ts';
 export type { ScenarioContext, ScenarioDefinition } from './scenario.ts';
 export { growthExponent } from './scenarios/context.ts';
 export { scenarios } from './scenarios/index.ts';
 export { findTorchPython, peerTorchScript } from './scenarios/peer-torch.ts';
 export { seedSizes, seedWorkload } from './scenarios/seed-workload.ts';
-export { type TimeitOptions, timeit } from './timeit.ts';
+export { type TimeitOptions, timeit, timeitAsync } from './timeit.ts';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { ValueError } from '@kvkit/tensor-utils';
 import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { timeit } from './timeit.ts';
 
@@ -73,5 +74,45 @@ describe('timeit', () => {
     expect(() => timeit(() => {}, { loops: -1 })).toThrow(
       /loops must be a non-negative integer, got -1/,
     );
+  });
+
+  // Calibration loops until a repeat takes targetMs: NaN is never reached and Infinity never
+  // ends, so both must be refused before the first call (fake clock: a hang would time out).
+  test.each([
+    ['targetMs', Number.NaN],
+    ['targetMs', Number.POSITIVE_INFINITY],
+    ['targetMs', 0],
+    ['targetMs', -1],
+    ['budgetMs', Number.NaN],
+    ['budgetMs', 0],
+    ['minRepeats', 0],
+    ['minRepeats', 1.5],
+    ['warmup', -1],
+    ['warmup', Number.NaN],
+  ])('%s = %s is a ValueError naming it, and nothing is called', (name, value) => {
+    fakeClock();
+    let calls = 0;
+    const fn = () => {
+      // Without validation the calibration never ends: stop it here instead of hanging the run.
+      if (++calls > 100_000) throw new Error('timeit kept calling the function: it never returns');
+      now += 1;
+    };
+    const call = () => timeit(fn, { [name]: value });
+    expect(call).toThrow(ValueError);
+    expect(call).toThrow(new RegExp(`${name} must be .*, got ${String(value)}`));
+    calls = 0;
+    expect(() => timeit(fn, { [name]: value })).toThrow(ValueError);
+    expect(calls).toBe(0);
+  });
+
+  test('an infinite budget is allowed (no cap)', () => {
+    fakeClock();
+    const t = timeit(
+      () => {
+        now += 50;
+      },
+      { budgetMs: Number.POSITIVE_INFINITY },
+    );
+    expect(t.repeats).toBe(7);
   });
 });

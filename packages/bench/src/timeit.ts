@@ -23,16 +23,12 @@ export interface TimeitOptions {
 }
 
 /**
- * `%timeit` for one function: warm up, calibrate loops per repeat, then time `repeats` runs of
- * `loops` calls and report the per-call mean ± population std over repeats (as IPython), with
- * min, median and the raw samples. `fn` must dispose what it creates: the tensor count is
- * checked after the timed runs, and a leak fails the measurement instead of skewing it.
- *
- * @example
- * const t = timeit(() => mha.forward(x).dispose(), { repeats: 7 });
- * console.log(formatTimeit(t)); // "1.2 ms ± 30 µs per loop (mean ± std. dev. of 7 runs, 200 loops each)"
+ * One measurement as a sequence of requests: "call the function `loops` times and tell me how
+ * long it took". The sync and async drivers below answer them, so both time by the same rules.
  */
-export function timeit(fn: () => void, options: TimeitOptions = {}): Timing {
+type Plan = Generator<number, Timing, number>;
+
+function* plan(options: TimeitOptions): Plan {
   const {
     targetMs = 200,
     budgetMs = Number.POSITIVE_INFINITY,
@@ -41,47 +37,41 @@ export function timeit(fn: () => void, options: TimeitOptions = {}): Timing {
   } = options;
   let repeats = options.repeats ?? 7;
   let loops = options.loops ?? 0;
-  if (!Number.isInteger(repeats) || repeats < 1) {
-    throw new ValueError(`timeit: repeats must be a positive integer, got ${repeats}`, {
-      argument: 'repeats',
-      value: repeats,
-    });
-  }
-  if (!Number.isInteger(loops) || loops < 0) {
-    throw new ValueError(`timeit: loops must be a non-negative integer, got ${loops}`, {
-      argument: 'loops',
-      value: loops,
-    });
-  }
-  const tensorsBefore = tf.memory().numTensors;
-  for (let i = 0; i < warmup; i++) fn();
+  // Validate everything before the first call: calibration loops until a repeat takes
+  // targetMs, so a NaN or infinite target would never return.
+  check('repeats', repeats, Number.isInteger(repeats) && repeats >= 1, 'a positive integer');
+  check('loops', loops, Number.isInteger(loops) && loops >= 0, 'a non-negative integer');
+  check('targetMs', targetMs, Number.isFinite(targetMs) && targetMs > 0, 'a finite number > 0');
+  check('budgetMs', budgetMs, budgetMs > 0, 'a number > 0 (Infinity: no cap)');
+  check(
+    'minRepeats',
+    minRepeats,
+    Number.isInteger(minRepeats) && minRepeats >= 1,
+    'a positive integer',
+  );
+  check('warmup', warmup, Number.isInteger(warmup) && warmup >= 0, 'a non-negative integer');
+  if (warmup > 0) yield warmup; // untimed: the answer is ignored
   let perCallMs = Number.NaN;
   if (loops === 0) {
     // Python's timeit.autorange: 1, 2, 5, 10, 20, 50, ... until one repeat takes targetMs.
     for (let scale = 1; ; scale *= 10) {
       for (const m of [1, 2, 5]) {
         loops = m * scale;
-        const ms = runLoops(fn, loops);
+        const ms = yield loops;
         perCallMs = ms / loops;
         if (ms >= targetMs) break;
       }
       if (perCallMs * loops >= targetMs) break;
     }
   } else {
-    perCallMs = runLoops(fn, 1);
+    perCallMs = yield 1;
   }
   const affordable = Math.floor(budgetMs / (perCallMs * loops));
   repeats = Math.max(Math.min(repeats, minRepeats), Math.min(repeats, affordable));
   const samplesMs: number[] = [];
   for (let r = 0; r < repeats; r++) {
-    samplesMs.push(runLoops(fn, loops) / loops);
+    samplesMs.push((yield loops) / loops);
     options.onRepeat?.(r + 1, repeats);
-  }
-  const leaked = tf.memory().numTensors - tensorsBefore;
-  if (leaked !== 0) {
-    throw new Error(
-      `timeit: the timed function leaked ${leaked} tensor(s) over ${repeats * loops} calls`,
-    );
   }
   return {
     meanMs: mean(samplesMs),
@@ -94,8 +84,65 @@ export function timeit(fn: () => void, options: TimeitOptions = {}): Timing {
   };
 }
 
-function runLoops(fn: () => void, loops: number): number {
-  const start = performance.now();
-  for (let i = 0; i < loops; i++) fn();
-  return performance.now() - start;
+/**
+ * `%timeit` for one function: warm up, calibrate loops per repeat, then time `repeats` runs of
+ * `loops` calls and report the per-call mean ± population std over repeats (as IPython), with
+ * min, median and the raw samples. `fn` must dispose what it creates: the tensor count is
+ * checked after the timed runs, and a leak fails the measurement instead of skewing it.
+ *
+ * @example
+ * const t = timeit(() => mha.forward(x).dispose(), { repeats: 7 });
+ * console.log(formatTimeit(t)); // "1.2 ms ± 30 µs per loop (mean ± std. dev. of 7 runs, 200 loops each)"
+ */
+export function timeit(fn: () => void, options: TimeitOptions = {}): Timing {
+  const tensorsBefore = tf.memory().numTensors;
+  const steps = plan(options);
+  let step = steps.next();
+  while (!step.done) {
+    const start = performance.now();
+    for (let i = 0; i < step.value; i++) fn();
+    step = steps.next(performance.now() - start);
+  }
+  checkLeaks(tensorsBefore, step.value);
+  return step.value;
+}
+
+/**
+ * `timeit` for an async function (an ONNX Runtime session's `run`), by the same rules: each
+ * call is awaited before the next starts, and the time includes the awaits.
+ *
+ * @example
+ * const t = await timeitAsync(() => session.run(feeds).then(() => {}));
+ */
+export async function timeitAsync(
+  fn: () => Promise<void>,
+  options: TimeitOptions = {},
+): Promise<Timing> {
+  const tensorsBefore = tf.memory().numTensors;
+  const steps = plan(options);
+  let step = steps.next();
+  while (!step.done) {
+    const start = performance.now();
+    for (let i = 0; i < step.value; i++) await fn();
+    step = steps.next(performance.now() - start);
+  }
+  checkLeaks(tensorsBefore, step.value);
+  return step.value;
+}
+
+function checkLeaks(tensorsBefore: number, t: Timing): void {
+  const leaked = tf.memory().numTensors - tensorsBefore;
+  if (leaked !== 0) {
+    throw new Error(
+      `timeit: the timed function leaked ${leaked} tensor(s) over ${t.repeats * t.loops} calls`,
+    );
+  }
+}
+
+function check(argument: string, value: number, ok: boolean, expected: string): void {
+  if (!ok)
+    throw new ValueError(`timeit: ${argument} must be ${expected}, got ${value}`, {
+      argument,
+      value,
+    });
 }

@@ -30,7 +30,7 @@ describe('kvbench --quick', () => {
 
   test('writes latest.json with the documented seed entry, latest.md and SVG charts', () => {
     const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
-    expect(report.schemaVersion).toBe(1);
+    expect(report.schemaVersion).toBe(2);
     expect(report.environment).toMatchObject({ backend: 'wasm', wasmBinary: 'simd', quick: true });
     const ids = report.scenarios.map((s: { id: string }) => s.id);
     expect(ids).toEqual([
@@ -44,6 +44,8 @@ describe('kvbench --quick', () => {
       'strategies',
       'backends',
       'peer-torch',
+      'peer-ort-web',
+      'peer-ort-node',
     ]);
     const seed = report.scenarios[0];
     for (const side of ['cached', 'uncached']) {
@@ -62,8 +64,31 @@ describe('kvbench --quick', () => {
     expect(JSON.parse(readFileSync(join(out, 'copy.json'), 'utf8'))).toEqual(report);
   });
 
-  test('--compare on two reports prints ratios and names the noise', () => {
+  test('every title gives the sizes the quick run used, not the full run ones', () => {
     const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
+    for (const s of report.scenarios as {
+      id: string;
+      title: string;
+      params: Record<string, unknown>;
+    }[]) {
+      for (const [name, v] of Object.entries(s.params)) {
+        if (['B', 'C', 'T', 't'].includes(name)) expect(s.title, s.id).toContain(`${name}=${v}`);
+        if (name === 'nHead') expect(s.title, s.id).toMatch(new RegExp(`\\b${v} (query )?heads`));
+      }
+      expect(s.title, s.id).not.toMatch(/C=768|T=1024|t=(128|512)\b|12 (query )?heads|2,000/);
+    }
+  });
+
+  test('--compare on two reports prints ratios and names the noise', () => {
+    // A quick run is usually flagged noisy (3 short repeats), and compare then calls every
+    // metric noise: this test is about the CLI's output, so both copies are marked quiet.
+    const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
+    report.noise = { ...report.noise, noisy: false, reasons: [] };
+    for (const s of report.scenarios) {
+      if (s.noise) s.noise.reasons = [];
+      for (const m of s.measurements) m.cv = 0;
+    }
+    writeFileSync(join(out, 'quiet.json'), JSON.stringify(report));
     // A copy whose seed cached samples are all shifted by 100x the slowest one: far beyond the
     // run's spread, so a real change whatever the noise of this machine.
     const slower = structuredClone(report);
@@ -74,7 +99,7 @@ describe('kvbench --quick', () => {
     writeFileSync(join(out, 'slower.json'), JSON.stringify(slower));
     const text = execFileSync(
       'node',
-      [cli, '--compare', join(out, 'latest.json'), '--against', join(out, 'slower.json')],
+      [cli, '--compare', join(out, 'quiet.json'), '--against', join(out, 'slower.json')],
       {
         encoding: 'utf8',
       },

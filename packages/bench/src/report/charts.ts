@@ -12,6 +12,7 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 // Type-only: vega-lite exports its spec building blocks only under `types_unstable`.
 import type { Field, PositionDef } from 'vega-lite/types_unstable/channeldef.js';
 import type { LayerSpec, NonNormalizedSpec } from 'vega-lite/types_unstable/spec/index.js';
+import { peersChartSpec, prefillChartSpec } from './charts-floors.ts';
 import { formatSpeedup } from './format-time.ts';
 import type { Measurement, Report, Scenario } from './schema.ts';
 
@@ -21,7 +22,10 @@ export interface ChartPlan {
   file: string;
   /** Alt text for the Markdown image. */
   alt: string;
-  /** The scenario the chart illustrates, or null for cross-scenario charts (speedups). */
+  /**
+   * The scenario the chart illustrates, `peers` for the peer comparison, or null for other
+   * cross-scenario charts (speedups).
+   */
   scenarioId: string | null;
   spec: TopLevelSpec;
 }
@@ -31,7 +35,12 @@ const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 /** Plot-area width; axes and legends bring the whole image to roughly 640 px. */
 const WIDTH = 520;
 const HEIGHT = 300;
-const VARIANT_COLORS = { cached: '#1f77b4', uncached: '#d62728', attention: '#2ca02c' } as const;
+const VARIANT_COLORS = {
+  cached: '#1f77b4',
+  uncached: '#d62728',
+  attention: '#2ca02c',
+  'floor (cached step)': '#7f7f7f',
+} as const;
 const BAR_COLOR = '#4c78a8';
 const SLOWDOWN_COLOR = '#e45756';
 
@@ -61,6 +70,9 @@ const config = {
 /**
  * Which charts the report gets, in Markdown order. A chart is left out when its scenario is
  * missing or skipped, or has no usable numbers.
+ *
+ * @example
+ * planCharts(report).map((c) => c.file); // ['speedup.svg', 'context-step-time.svg', ...]
  */
 export function planCharts(report: Report): ChartPlan[] {
   const plans: (ChartPlan | null)[] = [
@@ -69,8 +81,24 @@ export function planCharts(report: Report): ChartPlan[] {
     capacityChart(ran(report, 'capacity')),
     headsChart(ran(report, 'heads')),
     batchChart(ran(report, 'batch')),
+    plan(
+      'peers.svg',
+      'kvkit and its peers per workload, with the floor',
+      'peers',
+      peersChartSpec(report),
+    ),
+    plan('prefill.svg', 'Prefill time against its FLOP floor', 'prefill', prefillChartSpec(report)),
   ];
   return plans.filter((p): p is ChartPlan => p !== null);
+}
+
+function plan(
+  file: string,
+  alt: string,
+  scenarioId: string,
+  spec: TopLevelSpec | null,
+): ChartPlan | null {
+  return spec ? { file, alt, scenarioId, spec: { config, ...spec } as TopLevelSpec } : null;
 }
 
 /**
@@ -88,7 +116,12 @@ export async function renderCharts(report: Report): Promise<Record<string, strin
 // render keeps ids stable, and the queue stops two concurrent renders from sharing the counters.
 let queue: Promise<unknown> = Promise.resolve();
 
-/** Compiles a Vega-Lite spec and renders it headless to an SVG string. */
+/**
+ * Compiles a Vega-Lite spec and renders it headless to an SVG string.
+ *
+ * @example
+ * const svg = await renderSvg(historyChartSpec(historyPoints(readHistory(dir)))!);
+ */
 export function renderSvg(spec: TopLevelSpec): Promise<string> {
   const vgSpec = compile(spec).spec;
   const run = queue.then(async () => {
@@ -135,12 +168,16 @@ function contextChart(s: Scenario | undefined): ChartPlan | null {
     if ((variant !== 'cached' && variant !== 'uncached' && variant !== 'attention') || !t || t <= 0)
       return [];
     if (!(m.timing.meanMs > 0)) return [];
-    return [{ variant, t, ms: m.timing.meanMs }];
+    const row = { variant, t, ms: m.timing.meanMs };
+    // The cached step's floor: reading the weights and t + 1 keys/values at the run's bandwidth.
+    return variant === 'cached' && m.floor
+      ? [row, { variant: 'floor (cached step)' as const, t, ms: m.floor.ms }]
+      : [row];
   });
   if (rows.length === 0) return null;
   const ts = [...new Set(rows.map((r) => r.t))].sort((a, b) => a - b);
-  const variants = (['cached', 'uncached', 'attention'] as const).filter((v) =>
-    rows.some((r) => r.variant === v),
+  const variants = (['cached', 'uncached', 'attention', 'floor (cached step)'] as const).filter(
+    (v) => rows.some((r) => r.variant === v),
   );
   return {
     file: 'context-step-time.svg',

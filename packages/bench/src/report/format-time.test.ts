@@ -1,3 +1,4 @@
+import { ValueError } from '@kvkit/tensor-utils';
 import { describe, expect, test } from 'vitest';
 import { formatG, formatSpeedup, formatTime, formatTimeit, groupThousands } from './format-time.ts';
 import { timing } from './test-support/sample-report.ts';
@@ -45,6 +46,21 @@ describe('formatTime', () => {
     [62_500.5, '1min 2s'],
   ])('a minute and longer: %s ms -> %s', (ms, expected) => {
     expect(formatTime(ms)).toBe(expected);
+  });
+});
+
+describe('formatTime refuses what is not a duration', () => {
+  // IPython prints `-5e+06 ns` for a negative time and fails on inf deep inside int(); a
+  // report must never show either, so both are a ValueError naming the value.
+  test.each([Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NaN, -5, -1e-9])(
+    '%s ms',
+    (ms) => {
+      expect(() => formatTime(ms)).toThrow(ValueError);
+      expect(() => formatTime(ms)).toThrow(`got ${String(ms)}`);
+    },
+  );
+  test('-0 is zero', () => {
+    expect(formatTime(-0)).toBe('0 ns');
   });
 });
 

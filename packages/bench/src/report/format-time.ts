@@ -9,6 +9,7 @@
  * binary ties (12.25) away from zero where Python rounds them to even, so `formatG` below works on
  * the exact decimal expansion of the double instead.
  */
+import { ValueError } from '@kvkit/tensor-utils';
 import type { Timing } from './schema.ts';
 
 /** IPython's units for s, ms, µs, ns (it falls back to `us` on non-UTF-8 terminals; we do not). */
@@ -24,10 +25,18 @@ const SCALING = [1, 1e3, 1e6, 1e9] as const;
  * formatTime(19.6); // '19.6 ms'
  * formatTime(1234.5); // '1.23 s'
  * formatTime(0.0015); // '1.5 µs'
+ *
+ * A negative, infinite or NaN duration is a ValueError (IPython would print `-5e+06 ns` or fail).
  */
 export function formatTime(ms: number, precision = 3): string {
+  if (!(ms >= 0) || ms === Number.POSITIVE_INFINITY) {
+    throw new ValueError(`formatTime: a duration must be a finite number >= 0 ms, got ${ms}`, {
+      argument: 'ms',
+      value: ms,
+    });
+  }
   // Divide once and then scale exactly as IPython does (seconds * 1e3), so float rounding matches.
-  const timespan = ms / 1e3;
+  const timespan = ms === 0 ? 0 : ms / 1e3; // -0 is zero, not `-0 ns`
   if (timespan >= 60) return formatLong(timespan);
   let order = 3;
   if (timespan > 0) {

@@ -39,7 +39,7 @@ describe('writeReport', () => {
     const json = await readFile(written.json, 'utf8');
     expect(json).toBe(`${JSON.stringify(report, null, 2)}\n`);
     expect(JSON.parse(json) as Report).toEqual(report);
-    expect(json).toContain('\n  "schemaVersion": 1,');
+    expect(json).toContain('\n  "schemaVersion": 2,');
 
     expect(await readFile(written.markdown, 'utf8')).toBe(renderMarkdown(report));
     const charts = await renderCharts(report);

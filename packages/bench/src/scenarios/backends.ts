@@ -2,6 +2,7 @@ import { initBackend } from '@kvkit/tensor-utils';
 import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { measureSeed, seedSizes } from './seed-workload.ts';
+import { seedDims } from './titles.ts';
 
 /**
  * The seed scenario on the wasm backend and on tfjs's cpu backend, in one run. On cpu the
@@ -41,7 +42,7 @@ export const backendsScenario: ScenarioDefinition = {
     derived.cachedCpuOverWasm = mean('cpu/cached') / mean('wasm/cached');
     const result: Scenario = {
       id: 'backends',
-      title: this.title,
+      title: `The seed scenario on wasm and on cpu (${seedDims(sizes)})`,
       params: sizes,
       measurements,
       derived,

@@ -1,6 +1,7 @@
 import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { gpt2Small, quickLayer, timeDecodeStep } from './layer-workload.ts';
+import { layerDims } from './titles.ts';
 
 /** Decode throughput as the batch grows: B tokens per step. */
 export const batchScenario: ScenarioDefinition = {
@@ -22,7 +23,7 @@ export const batchScenario: ScenarioDefinition = {
     const tps = measurements.map((m) => m.extra!.tokensPerSecond!);
     const result: Scenario = {
       id: 'batch',
-      title: this.title,
+      title: `Decode tokens per second vs batch size (${layerDims(dims)}, t=${t})`,
       params: { ...dims, t, backend: ctx.backend },
       measurements,
       derived: { throughputGainB32overB1: tps[2]! / tps[0]! },

@@ -1,6 +1,7 @@
 import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { gpt2Small, quickLayer, timeDecodeStep } from './layer-workload.ts';
+import { layerDims } from './titles.ts';
 
 /** The same decode step at t=64 in a small and a large static cache: cost must not follow capacity. */
 export const capacityScenario: ScenarioDefinition = {
@@ -27,7 +28,7 @@ export const capacityScenario: ScenarioDefinition = {
     const [small, large] = measurements.map((m) => m.timing.meanMs) as [number, number];
     const result: Scenario = {
       id: 'capacity',
-      title: this.title,
+      title: `Decode step at t=${t} with blockSize 128 vs 4096 (${layerDims(dims)}, B=1)`,
       params: { ...dims, B: 1, t, backend: ctx.backend },
       measurements,
       derived: { ratio4096over128: large / small },

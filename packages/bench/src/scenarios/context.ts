@@ -3,6 +3,7 @@ import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { timeit } from '../timeit.ts';
 import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+import { layerDims } from './titles.ts';
 
 /** Slope of log(time) against log(t): 1 = linear growth, 2 = quadratic. */
 export function growthExponent(points: { t: number; ms: number }[]): number {
@@ -71,7 +72,7 @@ export const contextScenario: ScenarioDefinition = {
       measurements.find((m) => m.key === `${variant}/t=${t}`)!.timing[stat];
     const result: Scenario = {
       id: 'context',
-      title: this.title,
+      title: `One decode step vs context length (${layerDims(dims)}, B=1)`,
       params: { ...dims, B: 1, contexts, backend: ctx.backend },
       measurements,
       derived: {

@@ -30,7 +30,7 @@ export const headsScenario: ScenarioDefinition = {
     const mqa = measurements[measurements.length - 1]!;
     const result: Scenario = {
       id: 'heads',
-      title: this.title,
+      title: `MHA vs GQA vs MQA: decode step at t=${t} and cache bytes (C=${dims.C}, ${dims.nHead} query heads, B=1)`,
       params: { ...dims, B: 1, t, backend: ctx.backend },
       measurements,
       derived: {

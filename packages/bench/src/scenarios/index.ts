@@ -4,13 +4,14 @@ import { batchScenario } from './batch.ts';
 import { capacityScenario } from './capacity.ts';
 import { contextScenario } from './context.ts';
 import { headsScenario } from './heads.ts';
+import { peerOrtNodeScenario, peerOrtWebScenario } from './peer-ort.ts';
 import { peerTorchScenario } from './peer-torch.ts';
 import { prefillScenario } from './prefill.ts';
 import { seedScenario } from './seed.ts';
 import { steadyScenario } from './steady.ts';
 import { strategiesScenario } from './strategies.ts';
 
-/** Every scenario, in the order a full run takes them (peer-torch reads the seed result). */
+/** Every scenario, in the order a full run takes them (the peers read the seed and context results). */
 export const scenarios: readonly ScenarioDefinition[] = [
   seedScenario,
   contextScenario,
@@ -22,4 +23,6 @@ export const scenarios: readonly ScenarioDefinition[] = [
   strategiesScenario,
   backendsScenario,
   peerTorchScenario,
+  peerOrtWebScenario,
+  peerOrtNodeScenario,
 ];

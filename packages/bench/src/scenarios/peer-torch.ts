@@ -1,13 +1,20 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Scenario, SeedScenario, Timing } from '../report/schema.ts';
-import type { ScenarioDefinition } from '../scenario.ts';
-import { seedSizes } from './seed-workload.ts';
+import { layerReference, seedReference } from '../peers/kvkit-reference.ts';
+import { mismatch } from '../peers/verify.ts';
+import { writeTensorFile } from '../peers/weights.ts';
+import type { Measurement, Scenario, Timing } from '../report/schema.ts';
+import type { ScenarioContext, ScenarioDefinition } from '../scenario.ts';
+import { peerSizes, ratiosToKvkit } from './peer-shared.ts';
+import { layerDims, seedDims } from './titles.ts';
 
 /** The Python script shipped with this package (python/peer_torch.py). */
 export const peerTorchScript = fileURLToPath(
   new URL('../../python/peer_torch.py', import.meta.url),
 );
+
+/** The install line printed when PyTorch is missing. */
+const install = 'on Debian: apt-get install -y python3-torch libopenblas0-pthread';
 
 /**
  * The first Python that can `import torch`: $KVKIT_PYTHON, then `python3` on PATH, then the
@@ -28,77 +35,161 @@ export function findTorchPython(): string | null {
   return null;
 }
 
-interface TorchResult {
+/** The two forms of the projections python/peer_torch.py times, and how reports name them. */
+const forms = {
+  linear: { key: 'torch', name: 'Torch', label: 'nn.Linear' },
+  addmv: { key: 'torch-addmv', name: 'TorchAddmv', label: 'addmv on (in, out) weights' },
+} as const;
+type Form = keyof typeof forms;
+
+type Checked<T> = Record<Form, T & { check: { cachedLast: number[]; uncachedLast: number[] } }>;
+
+interface TorchOutput {
   torch: string;
   threads: number;
+  blasThreads: string;
   blas: string;
-  cached: Timing;
-  uncached: Timing;
+  modes: {
+    seed: Checked<{ cached: Timing; uncached: Timing }>;
+    layer: Checked<{ timings: Record<string, Timing> }>;
+  };
 }
 
-/** The seed scenario in PyTorch eager (one thread, no autograd), side by side with ours. */
+function runPython(python: string, args: string[], ctx: ScenarioContext): TorchOutput {
+  const repeats = [
+    '--repeats',
+    `${ctx.timing.repeats ?? 7}`,
+    '--target-ms',
+    `${ctx.timing.targetMs ?? 200}`,
+    ...(ctx.timing.loops ? ['--loops', `${ctx.timing.loops}`] : []),
+  ];
+  const out = execFileSync(python, [peerTorchScript, ...args, ...repeats], {
+    encoding: 'utf8',
+    timeout: 10 * 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+    // Debian's OpenBLAS ignores torch.set_num_threads: bind it before torch loads.
+    env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' },
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as TorchOutput;
+}
+
+/** PyTorch eager, both forms, on the seed and the context layer: verified, then reported. */
 export const peerTorchScenario: ScenarioDefinition = {
   id: 'peer-torch',
-  title: 'The seed scenario in PyTorch on the same machine, in the same run',
+  title:
+    'PyTorch (nn.Linear and the addmv form) on the seed and the context layer, in the same run',
   async run(ctx) {
-    const sizes = ctx.quick ? seedSizes.quick : seedSizes.full;
-    const base = { id: 'peer-torch', title: this.title, measurements: [], derived: {} };
+    const { seed, layer, contexts } = peerSizes(ctx.quick);
+    const maxT = contexts[contexts.length - 1]!;
+    const base = {
+      id: 'peer-torch',
+      title: `PyTorch, nn.Linear and addmv forms: the seed (${seedDims(seed)}) and the context layer (${layerDims(layer)}, B=1)`,
+      measurements: [],
+      derived: {},
+    };
+    const params = { seed, layer: { ...layer, B: 1, contexts } };
     const python = findTorchPython();
-    if (!python) {
+    if (!python)
       return {
         ...base,
-        params: sizes,
-        skipped:
-          'PyTorch not found (python3 -c "import torch" failed; on Debian: apt-get install python3-torch libopenblas0-pthread)',
+        params,
+        skipped: `PyTorch not found (python3 -c "import torch" failed; ${install})`,
       };
+
+    const seedRef = seedReference(seed);
+    seedRef.dispose();
+    const layerRef = layerReference(layer, maxT);
+    const file = writeTensorFile(
+      {
+        input: { shape: [1, maxT + 1, layer.C], data: layerRef.input },
+        'c_attn.weight': { shape: [3 * layer.C, layer.C], data: layerRef.weights.cAttnWeight },
+        'c_attn.bias': { shape: [3 * layer.C], data: layerRef.weights.cAttnBias },
+        'c_proj.weight': { shape: [layer.C, layer.C], data: layerRef.weights.cProjWeight },
+        'c_proj.bias': { shape: [layer.C], data: layerRef.weights.cProjBias },
+      },
+      { C: layer.C, nHead: layer.nHead, contexts },
+    );
+    ctx.progress('peer-torch: the seed loops and the context layer, both forms');
+    let out: TorchOutput;
+    try {
+      out = runPython(
+        python,
+        [
+          '--mode',
+          'seed,layer',
+          '--tensors',
+          file.manifest,
+          '--B',
+          `${seed.B}`,
+          '--T',
+          `${seed.T}`,
+          '--C',
+          `${seed.C}`,
+          '--n-head',
+          `${seed.nHead}`,
+          '--prefill',
+          `${seed.prefill}`,
+        ],
+        ctx,
+      );
+    } finally {
+      file.remove();
     }
-    ctx.progress('peer-torch: PyTorch cached and uncached loops');
-    const args = [
-      peerTorchScript,
-      '--B',
-      `${sizes.B}`,
-      '--T',
-      `${sizes.T}`,
-      '--C',
-      `${sizes.C}`,
-      '--n-head',
-      `${sizes.nHead}`,
-    ];
-    args.push('--prefill', `${sizes.prefill}`, '--repeats', `${ctx.timing.repeats ?? 7}`);
-    if (ctx.timing.loops) args.push('--loops', `${ctx.timing.loops}`);
-    const out = execFileSync(python, args, {
-      encoding: 'utf8',
-      timeout: 10 * 60_000,
-      env: { ...process.env, OMP_NUM_THREADS: '1' },
-    });
-    const torch = JSON.parse(out.trim().split('\n').pop()!) as TorchResult;
-    const derived: Record<string, number> = {
-      torchSpeedup: torch.uncached.meanMs / torch.cached.meanMs,
-    };
-    const seed = ctx.results.get('seed') as SeedScenario | undefined;
-    if (seed && !seed.skipped) {
-      derived.oursOverTorchCached = seed.cached.meanMs / torch.cached.meanMs;
-      derived.oursOverTorchUncached = seed.uncached.meanMs / torch.uncached.meanMs;
-      // The matMuls an honest no-cache loop cannot skip, on tfjs-wasm, against torch's whole loop.
-      const projections = seed.measurements.find((m) => m.key === 'uncached-projections');
-      if (projections)
-        derived.ourProjectionsOverTorchUncached = projections.timing.meanMs / torch.uncached.meanMs;
+    const s = out.modes.seed;
+    const l = out.modes.layer;
+
+    const measurements: Measurement[] = [];
+    for (const form of Object.keys(forms) as Form[]) {
+      const problem = mismatch({
+        [`seed cached loop, ${form}`]: [seedRef.cachedLast, s[form].check.cachedLast],
+        [`seed uncached loop, ${form}`]: [seedRef.uncachedLast, s[form].check.uncachedLast],
+        [`context step at t=${maxT}, ${form}`]: [layerRef.cachedLast, l[form].check.cachedLast],
+        [`context prefix of ${maxT + 1}, ${form}`]: [
+          layerRef.uncachedLast,
+          l[form].check.uncachedLast,
+        ],
+      });
+      if (problem)
+        return {
+          ...base,
+          params,
+          skipped: `PyTorch outputs differ from kvkit's (${problem}); timings withheld`,
+        };
+      const { key, label } = forms[form];
+      const labels = { engine: 'torch', form: label };
+      for (const variant of ['cached', 'uncached'] as const) {
+        measurements.push({
+          key: `${key}/${variant}`,
+          labels: { ...labels, workload: 'seed', variant },
+          timing: s[form][variant],
+        });
+      }
+      for (const t of [...contexts].reverse()) {
+        for (const variant of ['cached', 'uncached'] as const) {
+          measurements.push({
+            key: `${key}/context/${variant}/t=${t}`,
+            labels: { ...labels, workload: 'context', variant, t },
+            timing: l[form].timings[`${variant}/t=${t}`]!,
+          });
+        }
+      }
+    }
+    const derived: Record<string, number> = {};
+    for (const form of Object.keys(forms) as Form[]) {
+      const mine = measurements.filter((m) => m.key.startsWith(`${forms[form].key}/`));
+      Object.assign(derived, ratiosToKvkit(ctx, forms[form].name, mine));
     }
     const result: Scenario = {
       ...base,
-      params: { ...sizes, python, torch: torch.torch, threads: torch.threads, blas: torch.blas },
-      measurements: [
-        {
-          key: 'torch/cached',
-          labels: { engine: 'torch', variant: 'cached' },
-          timing: torch.cached,
-        },
-        {
-          key: 'torch/uncached',
-          labels: { engine: 'torch', variant: 'uncached' },
-          timing: torch.uncached,
-        },
-      ],
+      params: {
+        ...params,
+        python,
+        torch: out.torch,
+        threads: out.threads,
+        openblasThreads: out.blasThreads,
+        blas: out.blas,
+      },
+      measurements,
       derived,
     };
     return result;

@@ -4,6 +4,7 @@ import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { timeit } from '../timeit.ts';
 import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+import { layerDims } from './titles.ts';
 
 /**
  * Useful FLOPs of one no-cache forward: the two projections, plus q.k and p.v over the causal
@@ -57,7 +58,7 @@ export const prefillScenario: ScenarioDefinition = {
     const [forward, matmul] = measurements as [Measurement, Measurement];
     const result: Scenario = {
       id: 'prefill',
-      title: this.title,
+      title: `Prefill: the no-cache forward of T=${T} tokens (${layerDims(dims)}, B=1) vs XNNPACK matMul GFLOP/s`,
       params: { ...dims, B: 1, T, backend: ctx.backend },
       measurements,
       derived: {

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Scenario, Timing } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+import { layerDims } from './titles.ts';
 
 /** tfjs-wasm's heap size, when the backend is wasm (its Memory only grows). */
 function tfjsWasmHeapBytes(): number {
@@ -52,7 +53,7 @@ export const steadyScenario: ScenarioDefinition = {
       };
       const result: Scenario = {
         id: 'steady',
-        title: this.title,
+        title: `Steady state over ${steps.toLocaleString('en-US')} decode steps (${layerDims(dims)}, B=1): tensors and wasm heaps`,
         params: { ...dims, B: 1, steps, warmupSteps: warm, backend: ctx.backend },
         measurements: [
           {

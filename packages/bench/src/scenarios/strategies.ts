@@ -3,6 +3,7 @@ import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { timeit } from '../timeit.ts';
 import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+import { layerDims } from './titles.ts';
 
 const sizes = {
   full: { contexts: [512, 2048, 8192], window: 512, sinks: 4 },
@@ -63,7 +64,7 @@ export const strategiesScenario: ScenarioDefinition = {
     const [lo, mid, hi] = contexts;
     const result: Scenario = {
       id: 'strategies',
-      title: `${this.title}: t = ${contexts.join(', ')}, window ${window}`,
+      title: `Decode step and cache bytes per strategy (${layerDims(dims)}, B=1): t = ${contexts.join(', ')}, window ${window}`,
       params: { ...dims, B: 1, contexts: [...contexts], window, sinks, backend: ctx.backend },
       measurements,
       derived: {

@@ -125,7 +125,9 @@ export function sampleReport(): Report {
   };
 
   return {
-    schemaVersion: 1,
+    schemaVersion: 2,
+    noise: null,
+    machine: null,
     environment: {
       node: 'v20.19.0',
       backend: 'wasm',
