@@ -1,5 +1,6 @@
 import {
   CacheCapacityError,
+  CacheOperationError,
   DisposedError,
   DTypeError,
   ShapeError,
@@ -7,7 +8,13 @@ import {
 } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { KernelHeap } from './kernel/kernel-heap.ts';
-import type { KVCacheOptions, KVRows, RowSpans, StartPositions } from './kv-cache.ts';
+import type {
+  CropOptions,
+  KVCacheOptions,
+  KVRows,
+  RowSpans,
+  StartPositions,
+} from './kv-cache.ts';
 
 /**
  * Argument checks shared by the cache strategies. Each throws a typed error whose message
@@ -309,4 +316,69 @@ export function checkRows(
   checkBatch(B, null);
   checkUpdateLength(T);
   return { batchSize: B, T };
+}
+
+/** A batch row index a cache of `maxBatchSize` rows (null: unbounded) can have. */
+export function checkRowIndex(row: number, maxBatchSize: number | null): void {
+  if (!Number.isInteger(row) || row < 0 || (maxBatchSize !== null && row >= maxBatchSize)) {
+    throw new ValueError(
+      `batch row ${row} is out of range${maxBatchSize === null ? '' : `: this cache holds ${maxBatchSize} row(s)`}`,
+      { argument: 'row', value: row },
+    );
+  }
+}
+
+/** A length for `crop` or `reserve`: a non-negative integer. */
+export function checkLength(call: 'crop' | 'reserve', length: number): void {
+  if (!Number.isInteger(length) || length < 0) {
+    throw new ValueError(`${call}: length must be a non-negative integer, got ${length}`, {
+      argument: 'length',
+      value: length,
+    });
+  }
+}
+
+/** The layers a crop names: one, or all of them. */
+export function cropLayers(options: CropOptions, nLayers: number): number[] {
+  if (options.layer === undefined) return Array.from({ length: nLayers }, (_, l) => l);
+  checkLayer(options.layer, nLayers);
+  return [options.layer];
+}
+
+/** The batch rows a crop names: the given ones (checked), or the `known` rows. */
+export function cropRows(
+  options: CropOptions,
+  known: number,
+  maxBatchSize: number | null,
+): readonly number[] {
+  if (options.rows === undefined) return Array.from({ length: known }, (_, b) => b);
+  for (const b of options.rows) checkRowIndex(b, maxBatchSize);
+  return options.rows;
+}
+
+/**
+ * An update of batch row b at startPos s, when the row has seen `seen` positions: a gap is a
+ * ValueError; an overwrite is a CacheOperationError unless the caller crops first (`crop`).
+ * Returns whether the row must be cropped to s first.
+ */
+export function checkNextStart(
+  b: number,
+  s: number,
+  seen: number,
+  crop: boolean | undefined,
+  strategy: string,
+): boolean {
+  if (s > seen) {
+    throw new ValueError(
+      `startPos ${s} of batch row ${b} would leave a gap: it has seen positions [0, ${seen}), so startPos must be <= ${seen}`,
+      { argument: 'startPos', value: s },
+    );
+  }
+  if (s < seen && !crop) {
+    throw new CacheOperationError(
+      `batch row ${b} has seen ${seen} positions; an update at startPos ${s} would overwrite [${s}, ${seen}): crop(${s}) first`,
+      { strategy, operation: 'update' },
+    );
+  }
+  return s < seen;
 }

@@ -9,12 +9,17 @@ import {
   checkBatch,
   checkCacheOptions,
   checkLayer,
+  checkLength,
   checkMaxBytes,
+  checkNextStart,
+  checkRowIndex,
   checkRowList,
   checkRows,
   checkSpans,
   checkStartPositions,
   checkUpdateLength,
+  cropLayers,
+  cropRows,
   MAX_POSITION,
 } from './checks.ts';
 import { gatherRows } from './gather-rows.ts';
@@ -113,7 +118,7 @@ export abstract class SlotKVCache implements KVCache {
   seqLength(layer = 0, row = 0): number {
     this.checkAlive();
     checkLayer(layer, this.nLayers);
-    this.#checkRowIndex(row);
+    checkRowIndex(row, this.maxBatchSize);
     return this.lengths[layer]![row] ?? 0;
   }
 
@@ -145,21 +150,7 @@ export abstract class SlotKVCache implements KVCache {
       const s = starts[b]!;
       const n = counts[b]!;
       const seen = lengths[b] ?? 0;
-      if (s > seen) {
-        throw new ValueError(
-          `startPos ${s} of batch row ${b} would leave a gap: it has seen positions [0, ${seen}), so startPos must be <= ${seen}`,
-          { argument: 'startPos', value: s },
-        );
-      }
-      if (s < seen) {
-        if (!options.crop) {
-          throw new CacheOperationError(
-            `batch row ${b} has seen ${seen} positions; an update at startPos ${s} would overwrite [${s}, ${seen}): crop(${s}) first`,
-            { strategy: this.strategy, operation: 'update' },
-          );
-        }
-        this.#checkCropRow(b, seen, s);
-      }
+      if (checkNextStart(b, s, seen, options.crop, this.strategy)) this.#checkCropRow(b, seen, s);
       const limit = this.maxPosition ?? MAX_POSITION; // positions are int32 in the kernel
       if (s + n > limit) {
         throw new CacheCapacityError(
@@ -182,12 +173,7 @@ export abstract class SlotKVCache implements KVCache {
     this.checkAlive();
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
-    if (!Number.isInteger(length) || length < 0) {
-      throw new ValueError(`reserve: length must be a non-negative integer, got ${length}`, {
-        argument: 'length',
-        value: length,
-      });
-    }
+    checkLength('reserve', length);
     if (this.maxPosition !== null && length > this.maxPosition) {
       throw new CacheCapacityError(
         `reserve: ${length} positions exceed the capacity ${this.maxPosition}`,
@@ -302,15 +288,10 @@ export abstract class SlotKVCache implements KVCache {
 
   checkCrop(length: number, options: CropOptions = {}): void {
     this.checkAlive();
-    if (!Number.isInteger(length) || length < 0) {
-      throw new ValueError(`crop: length must be a non-negative integer, got ${length}`, {
-        argument: 'length',
-        value: length,
-      });
-    }
-    for (const layer of this.#layersOf(options)) {
+    checkLength('crop', length);
+    for (const layer of cropLayers(options, this.nLayers)) {
       const lengths = this.lengths[layer]!;
-      for (const b of this.#rowsOf(options, lengths.length)) {
+      for (const b of cropRows(options, lengths.length, this.maxBatchSize)) {
         this.#checkCropRow(b, lengths[b] ?? 0, length);
       }
     }
@@ -318,9 +299,9 @@ export abstract class SlotKVCache implements KVCache {
 
   crop(length: number, options: CropOptions = {}): void {
     this.checkCrop(length, options);
-    for (const layer of this.#layersOf(options)) {
+    for (const layer of cropLayers(options, this.nLayers)) {
       const lengths = this.lengths[layer]!;
-      for (const b of this.#rowsOf(options, lengths.length)) {
+      for (const b of cropRows(options, lengths.length, this.maxBatchSize)) {
         if ((lengths[b] ?? 0) > length) lengths[b] = length;
       }
     }
@@ -500,30 +481,5 @@ export abstract class SlotKVCache implements KVCache {
         { strategy: this.strategy, operation: 'crop' },
       );
     }
-  }
-
-  #checkRowIndex(row: number): void {
-    if (
-      !Number.isInteger(row) ||
-      row < 0 ||
-      (this.maxBatchSize !== null && row >= this.maxBatchSize)
-    ) {
-      throw new ValueError(
-        `batch row ${row} is out of range${this.maxBatchSize === null ? '' : `: this cache holds ${this.maxBatchSize} row(s)`}`,
-        { argument: 'row', value: row },
-      );
-    }
-  }
-
-  #layersOf(options: CropOptions): number[] {
-    if (options.layer === undefined) return Array.from({ length: this.nLayers }, (_, l) => l);
-    checkLayer(options.layer, this.nLayers);
-    return [options.layer];
-  }
-
-  #rowsOf(options: CropOptions, known: number): readonly number[] {
-    if (options.rows === undefined) return Array.from({ length: known }, (_, b) => b);
-    for (const b of options.rows) this.#checkRowIndex(b);
-    return options.rows;
   }
 }

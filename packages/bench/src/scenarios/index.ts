@@ -7,6 +7,7 @@ import { headsScenario } from './heads.ts';
 import { peerOrtNodeScenario, peerOrtWebScenario } from './peer-ort.ts';
 import { peerTorchScenario } from './peer-torch.ts';
 import { prefillScenario } from './prefill.ts';
+import { quantizedScenario } from './quantized.ts';
 import { seedScenario } from './seed.ts';
 import { steadyScenario } from './steady.ts';
 import { strategiesScenario } from './strategies.ts';
@@ -21,6 +22,7 @@ export const scenarios: readonly ScenarioDefinition[] = [
   prefillScenario,
   steadyScenario,
   strategiesScenario,
+  quantizedScenario,
   backendsScenario,
   peerTorchScenario,
   peerOrtWebScenario,

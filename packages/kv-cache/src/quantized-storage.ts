@@ -1,0 +1,287 @@
+import type { KernelHeap } from './kernel/kernel-heap.ts';
+import {
+  type QuantizedDType,
+  type QuantizedFormat,
+  type QuantizedLayout,
+  quantizedFormat,
+  RUN_BYTES,
+  RUN_QUANTIZED,
+} from './kernel/layout.ts';
+import { quantizeKeyGroup, quantizeValueRow, readKeyRow, readValueRow } from './quantize.ts';
+
+/** Runs per batch row: the quantized history, then the window's ring in at most two pieces. */
+const MAX_RUNS = 3;
+/**
+ * Bytes after the last value group: the kernel reads up to 36 scales and zero points past a
+ * block's first row and masks what is not the block's (attention.wat, $value_qblock).
+ */
+const VALUE_SLACK = 128;
+
+/**
+ * A new position's rows for one batch row: key/value head j's key at float index
+ * `key + j * headStride` of `keys`, its value at `value + j * headStride` of `values`.
+ */
+export interface RowSource {
+  keys: Float32Array;
+  values: Float32Array;
+  key: number;
+  value: number;
+  headStride: number;
+}
+
+/**
+ * One layer of a `QuantizedKVCache` in a heap: the float32 window as a ring of `ringSlots`
+ * slots per batch row (`(rows, nkv, ringSlots, hs)` keys and values, position p in slot
+ * p mod ringSlots), the quantized history as groups (`(nkv, rows x groups)` key groups and value
+ * groups in the kernel's format, batch row b's group g at index b x groups + g), and the run
+ * tables. Growing reallocates and copies what is held, all or nothing.
+ */
+export class QuantizedLayer {
+  readonly format: QuantizedFormat;
+  readonly ringSlots: number;
+  readonly #heap: KernelHeap;
+  readonly #nkv: number;
+  readonly #hs: number;
+  readonly #dtype: QuantizedDType;
+  ringKeys = -1;
+  ringValues = -1;
+  meta = -1;
+  groupKeys = -1;
+  groupValues = -1;
+  rows = 0;
+  /** Groups each batch row has room for. */
+  groups = 0;
+
+  constructor(
+    heap: KernelHeap,
+    d: { nKvHeads: number; headSize: number; dtype: QuantizedDType; groupSize: number },
+    ringSlots: number,
+  ) {
+    this.#heap = heap;
+    this.#nkv = d.nKvHeads;
+    this.#hs = d.headSize;
+    this.#dtype = d.dtype;
+    this.format = quantizedFormat(d.dtype, d.headSize, d.groupSize);
+    this.ringSlots = ringSlots;
+  }
+
+  get allocated(): boolean {
+    return this.ringKeys >= 0;
+  }
+
+  get runStride(): number {
+    return MAX_RUNS * RUN_BYTES;
+  }
+
+  get runCounts(): number {
+    return this.meta + this.rows * this.runStride;
+  }
+
+  /** The kernel's description of the quantized groups. */
+  get quantized(): QuantizedLayout {
+    const f = this.format;
+    return {
+      dtype: this.#dtype,
+      groupSize: f.groupSize,
+      keys: this.groupKeys,
+      values: this.groupValues,
+      keyHeadStride: this.rows * this.groups * f.keyGroupBytes,
+      valueHeadStride: this.rows * this.groups * f.valueGroupBytes,
+    };
+  }
+
+  bytesReserved(): number {
+    if (!this.allocated) return 0;
+    const h = this.#heap;
+    return [this.ringKeys, this.ringValues, this.meta, this.groupKeys, this.groupValues].reduce(
+      (n, ptr) => n + h.sizeOf(ptr),
+      0,
+    );
+  }
+
+  /**
+   * Reallocates for `rows` batch rows of `groups` groups (both >= the current ones), keeping the
+   * ring and the first `held(b)` groups of every batch row. All or nothing.
+   */
+  grow(rows: number, groups: number, held: (row: number) => number): void {
+    const heap = this.#heap;
+    const f = this.format;
+    const ringBytes = rows * this.#nkv * this.ringSlots * this.#hs * 4;
+    const sizes = [
+      ringBytes,
+      ringBytes,
+      rows * (this.runStride + 4),
+      this.#nkv * rows * groups * f.keyGroupBytes,
+      this.#nkv * rows * groups * f.valueGroupBytes + VALUE_SLACK,
+    ];
+    const taken: number[] = [];
+    try {
+      for (const bytes of sizes) taken.push(heap.alloc(bytes));
+    } catch (error) {
+      for (const ptr of taken) heap.free(ptr);
+      throw error;
+    }
+    const [ringKeys, ringValues, meta, groupKeys, groupValues] = taken as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const u8 = heap.u8();
+    u8.fill(0, meta, meta + heap.sizeOf(meta));
+    if (this.allocated) {
+      const ringRow = this.#nkv * this.ringSlots * this.#hs * 4; // bytes of one batch row's ring
+      u8.copyWithin(ringKeys, this.ringKeys, this.ringKeys + this.rows * ringRow);
+      u8.copyWithin(ringValues, this.ringValues, this.ringValues + this.rows * ringRow);
+      for (const [to, from, bytes] of [
+        [groupKeys, this.groupKeys, f.keyGroupBytes],
+        [groupValues, this.groupValues, f.valueGroupBytes],
+      ] as const) {
+        for (let j = 0; j < this.#nkv; j++) {
+          for (let b = 0; b < this.rows; b++) {
+            const src = from + (j * this.rows * this.groups + b * this.groups) * bytes;
+            const dst = to + (j * rows * groups + b * groups) * bytes;
+            u8.copyWithin(dst, src, src + held(b) * bytes);
+          }
+        }
+      }
+      this.free();
+    }
+    Object.assign(this, { ringKeys, ringValues, meta, groupKeys, groupValues, rows, groups });
+  }
+
+  /** Float index of ring slot `slot` of batch row b, head j (keys or values). */
+  #ringAt(base: number, b: number, j: number, slot: number): number {
+    return base / 4 + ((b * this.#nkv + j) * this.ringSlots + slot) * this.#hs;
+  }
+
+  #groupAt(base: number, bytes: number, j: number, b: number, g: number): number {
+    return base + (j * this.rows * this.groups + b * this.groups + g) * bytes;
+  }
+
+  /** Copies position p's new rows of batch row b into their ring slot. */
+  writeRow(b: number, p: number, row: RowSource): void {
+    const f32 = this.#heap.f32();
+    const hs = this.#hs;
+    const slot = p % this.ringSlots;
+    const inHeap = row.keys.buffer === f32.buffer; // rows a projection left in this heap
+    for (let j = 0; j < this.#nkv; j++) {
+      const k = row.key + j * row.headStride;
+      const v = row.value + j * row.headStride;
+      const kAt = this.#ringAt(this.ringKeys, b, j, slot);
+      const vAt = this.#ringAt(this.ringValues, b, j, slot);
+      if (inHeap) {
+        f32.copyWithin(kAt, k, k + hs);
+        f32.copyWithin(vAt, v, v + hs);
+      } else {
+        f32.set(row.keys.subarray(k, k + hs), kAt);
+        f32.set(row.values.subarray(v, v + hs), vAt);
+      }
+    }
+  }
+
+  /** Quantizes positions [gG, gG + G) of batch row b, from the ring, into its group g. */
+  quantize(b: number, g: number): void {
+    const f = this.format;
+    const G = f.groupSize;
+    const io = { src: this.#heap.f32(), dst: this.#heap.u8() };
+    const rows = new Int32Array(G);
+    for (let j = 0; j < this.#nkv; j++) {
+      for (let r = 0; r < G; r++)
+        rows[r] = this.#ringAt(this.ringKeys, b, j, (g * G + r) % this.ringSlots);
+      quantizeKeyGroup(
+        f,
+        io,
+        rows,
+        this.#hs,
+        this.#groupAt(this.groupKeys, f.keyGroupBytes, j, b, g),
+      );
+      const values = this.#groupAt(this.groupValues, f.valueGroupBytes, j, b, g);
+      for (let r = 0; r < G; r++) {
+        const from = this.#ringAt(this.ringValues, b, j, (g * G + r) % this.ringSlots);
+        quantizeValueRow(f, io, from, this.#hs, values, r);
+      }
+    }
+  }
+
+  /**
+   * Writes batch row b's run table: positions [0, quantized) as one quantized run, then
+   * [quantized, length) from the ring (up to its end, then wrapped).
+   */
+  writeRuns(b: number, length: number, quantized: number): void {
+    const i32 = this.#heap.i32();
+    const base = (this.meta + b * this.runStride) / 4;
+    const ringRow = this.#nkv * this.ringSlots * this.#hs * 4;
+    const runs: number[][] = [];
+    if (quantized > 0) runs.push([b * this.groups, quantized, 0, RUN_QUANTIZED]);
+    const first = quantized % this.ringSlots;
+    const head = Math.min(length - quantized, this.ringSlots - first);
+    const rowBytes = this.#hs * 4;
+    if (head > 0) runs.push([b * ringRow + first * rowBytes, head, quantized, 0]);
+    if (length - quantized > head)
+      runs.push([b * ringRow, length - quantized - head, quantized + head, 0]);
+    for (const [i, r] of runs.entries()) i32.set(r, base + 4 * i);
+    i32[this.runCounts / 4 + b] = runs.length;
+  }
+
+  /**
+   * Position p of batch row b, head j, as float32 (dequantized when p < quantized) into
+   * `keys` / `values` at float index `to`.
+   */
+  readRow(
+    b: number,
+    j: number,
+    p: number,
+    quantized: number,
+    out: { keys: Float32Array; values: Float32Array; to: number },
+  ): void {
+    const f = this.format;
+    const hs = this.#hs;
+    if (p < quantized) {
+      const g = Math.floor(p / f.groupSize);
+      const r = p % f.groupSize;
+      const u8 = this.#heap.u8();
+      readKeyRow(
+        f,
+        u8,
+        this.#groupAt(this.groupKeys, f.keyGroupBytes, j, b, g),
+        r,
+        hs,
+        out.keys,
+        out.to,
+      );
+      readValueRow(
+        f,
+        u8,
+        this.#groupAt(this.groupValues, f.valueGroupBytes, j, b, g),
+        r,
+        hs,
+        out.values,
+        out.to,
+      );
+      return;
+    }
+    const f32 = this.#heap.f32();
+    const slot = p % this.ringSlots;
+    const k = this.#ringAt(this.ringKeys, b, j, slot);
+    const v = this.#ringAt(this.ringValues, b, j, slot);
+    out.keys.set(f32.subarray(k, k + hs), out.to);
+    out.values.set(f32.subarray(v, v + hs), out.to);
+  }
+
+  free(): void {
+    if (!this.allocated) return;
+    for (const ptr of [this.ringKeys, this.ringValues, this.meta, this.groupKeys, this.groupValues])
+      this.#heap.free(ptr);
+    Object.assign(this, {
+      ringKeys: -1,
+      ringValues: -1,
+      meta: -1,
+      groupKeys: -1,
+      groupValues: -1,
+      rows: 0,
+      groups: 0,
+    });
+  }
+}
