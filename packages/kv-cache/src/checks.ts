@@ -382,3 +382,14 @@ export function checkNextStart(
   }
   return s < seen;
 }
+
+/** Positions [s, s + T) must stay below the cache's maxPosition, or the int32 limit when unbounded. */
+export function checkPositionLimit(s: number, T: number, maxPosition: number | null): void {
+  const limit = maxPosition ?? MAX_POSITION; // positions are int32 in the kernel
+  if (s + T > limit) {
+    throw new CacheCapacityError(
+      `startPos + T = ${s} + ${T} = ${s + T} exceeds the capacity ${maxPosition === null ? '(the int32 position limit)' : '(blockSize)'} ${limit}`,
+      { capacity: limit, requested: s + T },
+    );
+  }
+}

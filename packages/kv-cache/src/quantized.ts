@@ -6,6 +6,7 @@ import {
   checkLayer,
   checkLength,
   checkNextStart,
+  checkPositionLimit,
   checkRowIndex,
   checkRows,
   checkStartPositions,
@@ -170,6 +171,7 @@ export class QuantizedKVCache implements KVCache {
       const s = starts[b]!;
       const seen = this.#lengths[layer]![b] ?? 0;
       if (checkNextStart(b, s, seen, options.crop, this.strategy)) this.#checkCropRow(layer, b, s);
+      checkPositionLimit(s, newPositions, null);
     }
   }
 

@@ -12,6 +12,7 @@ import {
   checkLength,
   checkMaxBytes,
   checkNextStart,
+  checkPositionLimit,
   checkRowIndex,
   checkRowList,
   checkRows,
@@ -20,7 +21,6 @@ import {
   checkUpdateLength,
   cropLayers,
   cropRows,
-  MAX_POSITION,
 } from './checks.ts';
 import { gatherRows } from './gather-rows.ts';
 import { defaultHeap, KernelHeap } from './kernel/kernel-heap.ts';
@@ -151,13 +151,7 @@ export abstract class SlotKVCache implements KVCache {
       const n = counts[b]!;
       const seen = lengths[b] ?? 0;
       if (checkNextStart(b, s, seen, options.crop, this.strategy)) this.#checkCropRow(b, seen, s);
-      const limit = this.maxPosition ?? MAX_POSITION; // positions are int32 in the kernel
-      if (s + n > limit) {
-        throw new CacheCapacityError(
-          `startPos + T = ${s} + ${n} = ${s + n} exceeds the capacity ${this.maxPosition === null ? '(the int32 position limit)' : '(blockSize)'} ${limit}`,
-          { capacity: limit, requested: s + n },
-        );
-      }
+      checkPositionLimit(s, n, this.maxPosition);
     }
     const most = this.maxUpdateLength(layer, starts, batchSize);
     const longest = Math.max(...counts);

@@ -361,6 +361,12 @@ const specific: Record<string, Bad[]> = {
   ],
   quantized: [
     [
+      'an update past what int32 positions hold',
+      (c) => c.checkUpdate(0, 1, 4, 2 ** 31),
+      CacheCapacityError,
+      /4 \+ 2147483648 = 2147483652 exceeds the capacity \(the int32 position limit\) 2147483647/,
+    ],
+    [
       'a crop inside a quantized group',
       (c) => c.crop(2),
       CacheOperationError,
