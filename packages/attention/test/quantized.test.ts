@@ -1,4 +1,5 @@
 import type { CacheSpec } from '@kvkit/kv-cache';
+import { CacheOperationError, rand, setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { CausalSelfAttention, GPT } from '../src/index.ts';
@@ -103,3 +104,48 @@ describe.each(cases.map((c) => [c.case, c] as const))(
     });
   },
 );
+
+describe("quantized cache: the seed's rewind (forward at a startPos below the length)", () => {
+  test.each(['kernel', 'reference'] as const)(
+    '%s: the last position decodes again bit for bit, the history stays quantized, a rewind into a group is refused',
+    (implementation) => {
+      setSeed(3);
+      const config = {
+        ...GPT.getDefaultConfig(),
+        nEmbd: 32,
+        nHead: 4,
+        blockSize: 64,
+        maxBatchSize: 2,
+      };
+      const cache: CacheSpec = { strategy: 'quantized', bits: 8, groupSize: 4, residual: 4 };
+      const mha = new CausalSelfAttention(config, { cache, implementation }).eval();
+      const x = rand([2, 24, 32]);
+      const step = (t: number) => {
+        const token = tf.slice(x, [0, t, 0], [2, 1, 32]);
+        const y = mha.forward(token, { useKvCache: true, startPos: t });
+        const out = Array.from(y.dataSync());
+        tf.dispose([token, y]);
+        return out;
+      };
+      const first = Array.from({ length: 24 }, (_, t) => step(t));
+      const q = mha.kvCache as unknown as { quantizedLength(l: number, b: number): number };
+      expect(q.quantizedLength(0, 0)).toBe(20); // 4 * floor((24 - 4) / 4)
+      // Re-decoding the last position rebuilds the very state of its first decode: bit for bit.
+      expect(step(23)).toEqual(first[23]);
+      // One further back, the rows [16, 20) the first decode of 22 read in float32 stay quantized
+      // (a crop keeps the history): close, not identical.
+      const again = step(22);
+      expect(again).not.toEqual(first[22]);
+      expect(Math.max(...again.map((v, i) => Math.abs(v - first[22]![i]!)))).toBeLessThanOrEqual(
+        1e-2,
+      );
+      const before = mha.kvCache!.seqLength(0, 0);
+      expect(() => step(18)).toThrow(CacheOperationError); // inside group [16, 20)
+      expect(mha.kvCache!.seqLength(0, 0)).toBe(before);
+      expect(step(16).length).toBe(2 * 32); // a group boundary: allowed
+      expect(q.quantizedLength(0, 0)).toBe(16);
+      x.dispose();
+      mha.dispose();
+    },
+  );
+});
