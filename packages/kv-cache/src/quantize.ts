@@ -60,22 +60,11 @@ function byteOf(f: QuantizedFormat, c: number): number {
   return f.bits === 8 ? c : (c >> 5) * 16 + (c & 15);
 }
 
-/** Stores integer `q` (int8: -127..127; int4: 0..15) of channel c. */
-function put(f: QuantizedFormat, dst: Uint8Array, row: RowAt, c: number, q: number): void {
-  const at = row.base + row.stride * byteOf(f, c);
-  if (f.bits === 8) dst[at] = q & 0xff;
-  else dst[at] = c & 16 ? (dst[at]! & 0x0f) | (q << 4) : (dst[at]! & 0xf0) | q;
-}
-
 /** The integer of channel c (int8 signed, int4 0..15). */
 function get(f: QuantizedFormat, bytes: Uint8Array, row: RowAt, c: number): number {
   const b = bytes[row.base + row.stride * byteOf(f, c)]!;
   if (f.bits === 8) return (b << 24) >> 24;
   return c & 16 ? b >> 4 : b & 0x0f;
-}
-
-function clearRow(f: QuantizedFormat, dst: Uint8Array, row: RowAt): void {
-  for (let i = 0; i < f.rowBytes; i++) dst[row.base + row.stride * i] = 0;
 }
 
 /** Scale bits and zero point of elements in [lo, hi] with max |x| = amax. */
@@ -87,17 +76,44 @@ function params(f: QuantizedFormat, lo: number, hi: number, amax: number): [numb
   return [bits, z];
 }
 
-function quantum(f: QuantizedFormat, x: number, s: number, z: number): number {
-  if (!(s > 0) || !Number.isFinite(s)) return f.bits === 8 ? 0 : z; // s = 0 (all zero), NaN or Infinity
-  const q = Math.round(x / s) + z;
-  if (Number.isNaN(q)) return 0;
-  return f.bits === 8 ? Math.max(-127, Math.min(127, q)) : Math.max(0, Math.min(15, q));
-}
-
 function storeParam(dst: Uint8Array, scaleAt: number, zeroAt: number, bits: number, z: number) {
   dst[scaleAt] = bits & 0xff;
   dst[scaleAt + 1] = bits >>> 8;
   if (zeroAt >= 0) dst[zeroAt] = z & 0xff;
+}
+
+/** Stores element x of channel c at byte `at`, against scale s and zero point z. */
+function store(
+  f: QuantizedFormat,
+  dst: Uint8Array,
+  at: number,
+  c: number,
+  x: number,
+  s: number,
+  z: number,
+): void {
+  const usable = s > 0 && Number.isFinite(s); // 0: all zero; NaN or Infinity: non-finite input
+  if (f.bits === 8) {
+    const q = usable ? Math.round(x / s) : 0;
+    dst[at] = (q > 127 ? 127 : q < -127 ? -127 : q || 0) & 0xff; // NaN -> 0
+    return;
+  }
+  let u = usable ? Math.round(x / s) + z : z;
+  u = u > 15 ? 15 : u < 0 ? 0 : u || 0;
+  dst[at] = c & 16 ? (dst[at]! & 0x0f) | (u << 4) : (dst[at]! & 0xf0) | u;
+}
+
+/** [lo, hi, max |x|] of n values; all NaN when one is NaN. */
+function range(values: Float64Array, n: number): [number, number, number] {
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    const x = values[i]!;
+    if (Number.isNaN(x)) return [Number.NaN, Number.NaN, Number.NaN];
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  return [lo, hi, Math.max(Math.abs(lo), Math.abs(hi))];
 }
 
 /**
@@ -116,22 +132,16 @@ export function quantizeKeyGroup(
   const scales = at + G * f.rowBytes;
   const zeros = f.bits === 4 ? scales + 2 * f.paddedSize : -1;
   dst.fill(0, at, at + f.keyGroupBytes);
-  const rowAt = Array.from({ length: G }, (_, r) => keyRow(f, at, r));
+  const bases = Int32Array.from({ length: G }, (_, r) => at + r * f.rowBytes);
+  const column = new Float64Array(G);
   for (let c = 0; c < hs; c++) {
-    let lo = Number.POSITIVE_INFINITY;
-    let hi = Number.NEGATIVE_INFINITY;
-    let amax = 0;
-    for (let r = 0; r < G; r++) {
-      const x = src[rows[r]! + c]!;
-      if (Number.isNaN(x)) lo = hi = amax = Number.NaN;
-      if (x < lo) lo = x;
-      if (x > hi) hi = x;
-      if (Math.abs(x) > amax) amax = Math.abs(x);
-    }
+    for (let r = 0; r < G; r++) column[r] = src[rows[r]! + c]!;
+    const [lo, hi, amax] = range(column, G);
     const [bits, z] = params(f, lo, hi, amax);
     storeParam(dst, scales + 2 * c, zeros >= 0 ? zeros + c : -1, bits, z);
     const s = bf16Value(bits);
-    for (let r = 0; r < G; r++) put(f, dst, rowAt[r]!, c, quantum(f, src[rows[r]! + c]!, s, z));
+    const byte = byteOf(f, c);
+    for (let r = 0; r < G; r++) store(f, dst, bases[r]! + byte, c, column[r]!, s, z);
   }
 }
 
@@ -149,28 +159,27 @@ export function quantizeValueRow(
 ): void {
   const { src, dst } = io;
   const G = f.groupSize;
-  const row = valueRow(f, at, r);
+  const { base } = valueRow(f, at, r); // rows in interleaved pairs: stride 2
   const scales = at + G * f.rowBytes;
   const zeros = f.bits === 4 ? scales + 2 * G * f.valueGroups : -1;
-  clearRow(f, dst, row);
+  for (let i = 0; i < f.rowBytes; i++) dst[base + 2 * i] = 0;
+  if (scratch.length < hs) scratch = new Float64Array(hs);
+  const part = scratch;
   for (let g = 0; g < f.valueGroups; g++) {
-    const end = Math.min(hs, (g + 1) * G);
-    let lo = Number.POSITIVE_INFINITY;
-    let hi = Number.NEGATIVE_INFINITY;
-    let amax = 0;
-    for (let c = g * G; c < end; c++) {
-      const x = src[from + c]!;
-      if (Number.isNaN(x)) lo = hi = amax = Number.NaN;
-      if (x < lo) lo = x;
-      if (x > hi) hi = x;
-      if (Math.abs(x) > amax) amax = Math.abs(x);
-    }
-    const [bits, z] = end > g * G ? params(f, lo, hi, amax) : [0, 0];
+    const n = Math.max(0, Math.min(hs, (g + 1) * G) - g * G);
+    for (let i = 0; i < n; i++) part[i] = src[from + g * G + i]!;
+    const [bits, z] = n > 0 ? params(f, ...range(part, n)) : [0, 0];
     storeParam(dst, scales + 2 * (g * G + r), zeros >= 0 ? zeros + g * G + r : -1, bits, z);
     const s = bf16Value(bits);
-    for (let c = g * G; c < end; c++) put(f, dst, row, c, quantum(f, src[from + c]!, s, z));
+    for (let i = 0; i < n; i++) {
+      const c = g * G + i;
+      store(f, dst, base + 2 * byteOf(f, c), c, part[i]!, s, z);
+    }
   }
 }
+
+/** Reused by quantizeValueRow (one row at a time, called G times per group). */
+let scratch = new Float64Array(64);
 
 function scaleAt(bytes: Uint8Array, at: number): number {
   return bf16Value(bytes[at]! | (bytes[at + 1]! << 8));
