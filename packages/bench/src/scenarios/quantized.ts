@@ -33,13 +33,23 @@ function merged(parts: Timing[]): Timing {
   };
 }
 
+/** CPU time this process has used, ms (Node; null elsewhere): the machine's other load left out. */
+function cpuMs(): number | null {
+  const usage = (
+    globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }
+  ).process?.cpuUsage?.();
+  return usage ? (usage.user + usage.system) / 1000 : null;
+}
+
 /**
  * One decode step of a GPT-2-small layer (B=1) with a float32 cache (static) and with quantized
  * int8 and int4 caches (groups of 32, a float32 window of the last 64 positions), at several
  * contexts, and each cache's bytes there. A timed repeat decodes the 32 positions after t from a
  * cache filled to t (refilled, untimed, before each repeat), so the mean step includes the one
  * group a quantized cache quantizes every 32 steps. The three caches take turns repeat by
- * repeat, so a change in the machine's load reaches all three alike.
+ * repeat, so a change in the machine's load reaches all three alike; in Node each repeat's CPU
+ * time is recorded too (`cpuMsPerStep`, and `cpuOverFloat`: the median ratio to float32's repeat
+ * of the same round), which leaves out the time other processes took the CPU.
  */
 export const quantizedScenario: ScenarioDefinition = {
   id: 'quantized',
@@ -55,6 +65,8 @@ export const quantizedScenario: ScenarioDefinition = {
         name,
         w: layerWorkload({ ...dims, B: 1, blockSize: maxT + 2 * GROUP, cache }),
         parts: [] as Timing[],
+        /** CPU ms per step of each repeat (the repeat's 32 steps and timeit's one untimed call). */
+        cpu: [] as number[],
         extra: {} as Record<string, number>,
       }));
       try {
@@ -76,15 +88,27 @@ export const quantizedScenario: ScenarioDefinition = {
               r.w.cachedStep(p);
               p++;
             };
+            const before = cpuMs();
             r.parts.push(timeit(step, { loops: GROUP, repeats: 1, minRepeats: 1, warmup: 0 }));
+            const after = cpuMs();
+            if (before !== null && after !== null) r.cpu.push((after - before) / (GROUP + 1));
           }
         }
         for (const r of runs) {
+          // Paired with float32's repeat of the same round: the load was alike for both.
+          const float = runs[0]!.cpu;
+          const cpu: Record<string, number> =
+            r.cpu.length === repeats
+              ? {
+                  cpuMsPerStep: median(r.cpu),
+                  cpuOverFloat: median(r.cpu.map((c, i) => c / float[i]!)),
+                }
+              : {};
           measurements.push({
             key: `${r.name}/t=${t}`,
             labels: { cache: r.name, t },
             timing: merged(r.parts),
-            extra: r.extra,
+            extra: { ...r.extra, ...cpu },
           });
         }
       } finally {
@@ -98,6 +122,8 @@ export const quantizedScenario: ScenarioDefinition = {
       for (const t of contexts) {
         derived[`${bits}StepOverFloatAtT${t}`] =
           at(bits, t).timing.meanMs / at('float32', t).timing.meanMs;
+        const cpu = at(bits, t).extra!.cpuOverFloat;
+        if (cpu !== undefined) derived[`${bits}CpuTimeOverFloatAtT${t}`] = cpu;
       }
       // What a position costs once quantized, against float32: the quantized part's ratio.
       derived[`${bits}QuantizedBytesRatio`] =
