@@ -42,6 +42,7 @@ describe('kvbench --quick', () => {
       'prefill',
       'steady',
       'strategies',
+      'quantized',
       'backends',
       'peer-torch',
       'peer-ort-web',
