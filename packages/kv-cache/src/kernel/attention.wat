@@ -379,6 +379,7 @@
     (param $scale f32) (param $m f32) (result f32)
     (local $hsPad i32) (local $rowBytes i32) (local $sc i32) (local $zp i32) (local $qpad i32)
     (local $q16 i32) (local $qs i32) (local $c i32) (local $int4 i32) (local $p i32) (local $n4 i32)
+    (local $pq i32) (local $ps i32) (local $po i32) (local $pz i32) (local $end i32)
     (local $kr i32) (local $k1 i32) (local $k2 i32) (local $k3 i32)
     (local $x v128) (local $lo v128) (local $amax v128) (local $bias v128) (local $qa v128)
     (local $qb v128) (local $inv v128) (local $w0 v128) (local $w1 v128) (local $w2 v128)
@@ -392,23 +393,40 @@
     (local.set $int4 (i32.eq (i32.load (local.get $qd)) (i32.const 4)))
     (local.set $sc (i32.add (local.get $kg) (i32.shl (local.get $rowBytes) (i32.load offset=4 (local.get $qd)))))
     (local.set $zp (i32.add (local.get $sc) (i32.shl (local.get $hsPad) (i32.const 1))))
-    ;; q' = q * s per channel, its largest magnitude, and (int4) the zero-point term -sum q' z.
+    ;; q' = q * s per channel, its largest magnitude, and (int4) the zero-point term -sum q' z;
+    ;; eight channels an iteration, with running pointers.
+    (local.set $pq (local.get $qpad))
+    (local.set $ps (local.get $sc))
+    (local.set $po (local.get $qs))
+    (local.set $pz (local.get $zp))
+    (local.set $end (i32.add (local.get $qpad) (i32.shl (local.get $hsPad) (i32.const 2))))
     (block $aDone (loop $aLoop
-      (br_if $aDone (i32.ge_u (local.get $c) (local.get $hsPad)))
+      (br_if $aDone (i32.ge_u (local.get $pq) (local.get $end)))
       (local.set $qa
-        (f32x4.mul (v128.load (i32.add (local.get $qpad) (i32.shl (local.get $c) (i32.const 2))))
-          (i32x4.shl (v128.load16x4_u (i32.add (local.get $sc) (i32.shl (local.get $c) (i32.const 1)))) (i32.const 16))))
-      (v128.store (i32.add (local.get $qs) (i32.shl (local.get $c) (i32.const 2))) (local.get $qa))
-      (local.set $amax (f32x4.max (local.get $amax) (f32x4.abs (local.get $qa))))
+        (f32x4.mul (v128.load (local.get $pq))
+          (i32x4.shl (v128.load16x4_u (local.get $ps)) (i32.const 16))))
+      (local.set $qb
+        (f32x4.mul (v128.load offset=16 (local.get $pq))
+          (i32x4.shl (v128.load16x4_u offset=8 (local.get $ps)) (i32.const 16))))
+      (v128.store (local.get $po) (local.get $qa))
+      (v128.store offset=16 (local.get $po) (local.get $qb))
+      (local.set $amax
+        (f32x4.max (local.get $amax) (f32x4.max (f32x4.abs (local.get $qa)) (f32x4.abs (local.get $qb)))))
       (if (local.get $int4)
         (then
           (local.set $bias
             (f32x4.add (local.get $bias)
-              (f32x4.mul (local.get $qa)
-                (f32x4.convert_i32x4_s
-                  (i32x4.extend_low_i16x8_s
-                    (i16x8.extend_low_i8x16_s (v128.load32_zero (i32.add (local.get $zp) (local.get $c)))))))))))
-      (local.set $c (i32.add (local.get $c) (i32.const 4)))
+              (f32x4.add
+                (f32x4.mul (local.get $qa)
+                  (f32x4.convert_i32x4_s
+                    (i32x4.extend_low_i16x8_s (i16x8.extend_low_i8x16_s (v128.load32_zero (local.get $pz))))))
+                (f32x4.mul (local.get $qb)
+                  (f32x4.convert_i32x4_s
+                    (i32x4.extend_low_i16x8_s (i16x8.extend_low_i8x16_s (v128.load32_zero offset=4 (local.get $pz)))))))))))
+      (local.set $pq (i32.add (local.get $pq) (i32.const 32)))
+      (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
+      (local.set $po (i32.add (local.get $po) (i32.const 32)))
+      (local.set $pz (i32.add (local.get $pz) (i32.const 8)))
       (br $aLoop)))
     (local.set $amaxS
       (f32.max
@@ -422,17 +440,25 @@
           (f32.add (f32x4.extract_lane 0 (local.get $bias)) (f32x4.extract_lane 1 (local.get $bias)))
           (f32.add (f32x4.extract_lane 2 (local.get $bias)) (f32x4.extract_lane 3 (local.get $bias)))))
         (local.get $scale)))
-    ;; q16 = round(q' * 32767 / max|q'|) (a zero or non-finite max gives 0 and a NaN or zero factor).
-    (local.set $c (i32.const 0))
+    ;; q16 = round(q' * 32767 / max|q'|), rounded by adding 1.5 * 2^23 (the float's low bits are then
+    ;; the integer) and subtracting that float's bits: two instructions where trunc_sat takes
+    ;; several on x64. A zero or non-finite max gives a zero or NaN factor, so the scores are the
+    ;; zero-point term or NaN whatever the integers.
+    (local.set $po (local.get $qs))
+    (local.set $ps (local.get $q16))
+    (local.set $end (i32.add (local.get $qs) (i32.shl (local.get $hsPad) (i32.const 2))))
     (block $bDone (loop $bLoop
-      (br_if $bDone (i32.ge_u (local.get $c) (local.get $hsPad)))
-      (local.set $qa (v128.load (i32.add (local.get $qs) (i32.shl (local.get $c) (i32.const 2)))))
-      (local.set $qb (v128.load offset=16 (i32.add (local.get $qs) (i32.shl (local.get $c) (i32.const 2)))))
-      (v128.store (i32.add (local.get $q16) (i32.shl (local.get $c) (i32.const 1)))
+      (br_if $bDone (i32.ge_u (local.get $po) (local.get $end)))
+      (v128.store (local.get $ps)
         (i16x8.narrow_i32x4_s
-          (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (local.get $qa) (local.get $inv))))
-          (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (local.get $qb) (local.get $inv))))))
-      (local.set $c (i32.add (local.get $c) (i32.const 8)))
+          (i32x4.sub
+            (f32x4.add (f32x4.mul (v128.load (local.get $po)) (local.get $inv)) (v128.const f32x4 12582912 12582912 12582912 12582912))
+            (v128.const i32x4 0x4b400000 0x4b400000 0x4b400000 0x4b400000))
+          (i32x4.sub
+            (f32x4.add (f32x4.mul (v128.load offset=16 (local.get $po)) (local.get $inv)) (v128.const f32x4 12582912 12582912 12582912 12582912))
+            (v128.const i32x4 0x4b400000 0x4b400000 0x4b400000 0x4b400000))))
+      (local.set $po (i32.add (local.get $po) (i32.const 32)))
+      (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
       (br $bLoop)))
     (local.set $kr (i32.add (local.get $kg) (i32.mul (local.get $r) (local.get $rowBytes))))
     (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
@@ -498,17 +524,17 @@
             (local.set $w0 (v128.load offset=0 (i32.add (local.get $q16) (i32.shl (local.get $c) (i32.const 1)))))
             (local.set $w1 (v128.load offset=16 (i32.add (local.get $q16) (i32.shl (local.get $c) (i32.const 1)))))
             (local.set $a0 (i32x4.add (local.get $a0) (i32x4.add
-                        (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.tee $x (v128.load (i32.add (local.get $kr) (local.get $c))))) (local.get $w0))
-                        (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $x)) (local.get $w1)))))
+                        (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $kr) (local.get $c))) (local.get $w0))
+                        (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (i32.add (local.get $kr) (local.get $c))) (local.get $w1)))))
             (local.set $a1 (i32x4.add (local.get $a1) (i32x4.add
-                        (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.tee $x (v128.load (i32.add (local.get $k1) (local.get $c))))) (local.get $w0))
-                        (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $x)) (local.get $w1)))))
+                        (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $k1) (local.get $c))) (local.get $w0))
+                        (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (i32.add (local.get $k1) (local.get $c))) (local.get $w1)))))
             (local.set $a2 (i32x4.add (local.get $a2) (i32x4.add
-                        (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.tee $x (v128.load (i32.add (local.get $k2) (local.get $c))))) (local.get $w0))
-                        (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $x)) (local.get $w1)))))
+                        (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $k2) (local.get $c))) (local.get $w0))
+                        (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (i32.add (local.get $k2) (local.get $c))) (local.get $w1)))))
             (local.set $a3 (i32x4.add (local.get $a3) (i32x4.add
-                        (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.tee $x (v128.load (i32.add (local.get $k3) (local.get $c))))) (local.get $w0))
-                        (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $x)) (local.get $w1)))))
+                        (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $k3) (local.get $c))) (local.get $w0))
+                        (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (i32.add (local.get $k3) (local.get $c))) (local.get $w1)))))
             (local.set $c (i32.add (local.get $c) (i32.const 16)))
             (br $c8Loop)))
         ))
@@ -571,8 +597,8 @@
             (local.set $w0 (v128.load offset=0 (i32.add (local.get $q16) (i32.shl (local.get $c) (i32.const 1)))))
             (local.set $w1 (v128.load offset=16 (i32.add (local.get $q16) (i32.shl (local.get $c) (i32.const 1)))))
             (local.set $a0 (i32x4.add (local.get $a0) (i32x4.add
-                        (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.tee $x (v128.load (i32.add (local.get $kr) (local.get $c))))) (local.get $w0))
-                        (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $x)) (local.get $w1)))))
+                        (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $kr) (local.get $c))) (local.get $w0))
+                        (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (i32.add (local.get $kr) (local.get $c))) (local.get $w1)))))
             (local.set $c (i32.add (local.get $c) (i32.const 16)))
             (br $t8Loop)))
         ))
@@ -627,6 +653,7 @@
     (local $pp i32) (local $cb i32) (local $x i32) (local $wp i32) (local $wq i32)
     (local $o0 i32) (local $o1 i32) (local $o2 i32) (local $o3 i32)
     (local $o4 i32) (local $o5 i32) (local $o6 i32) (local $o7 i32)
+    (local $ps i32) (local $pz i32) (local $pa i32) (local $pw i32)
     (local $amax f32) (local $zsum f32)
     (local $mask v128) (local $av v128) (local $mv v128) (local $zv v128) (local $inv v128)
     (local $sa v128) (local $y0 v128) (local $y1 v128) (local $z v128) (local $wv0 v128) (local $wv1 v128)
@@ -652,81 +679,96 @@
     (local.set $zeros (i32.add (local.get $scales) (i32.shl (i32.shl (local.get $nvg) (local.get $lg)) (i32.const 1))))
     ;; w of row p0 (one before the block's first row when r is odd; masked).
     (local.set $w0 (i32.sub (local.get $sp) (i32.shl (i32.sub (local.get $r) (local.get $p0)) (i32.const 2))))
-    ;; af[g][t] = w_t * s_t,g (0 outside [r, r + k)), 48 floats per g, four rows at a time for
-    ;; every g; their maximum; (int4) zb[g] = sum_t af[g][t] * z_t,g.
+    ;; af[g][t] = w_t * s_t,g (0 outside [r, r + k)), 48 floats per g, four rows at a time with
+    ;; running pointers (g outer: a channel group's scales are contiguous); their maximum; and
+    ;; (int4) zb[g] = sum_t af[g][t] * z_t,g. Only the first and last four rows can fall outside
+    ;; [r, end): their lanes are cleared after the product, so that what was read past the block
+    ;; (even NaN) counts as 0.
     (local.set $mv (v128.const f32x4 0 0 0 0))
-    (if (local.get $int4)
-      (then (call $pad_copy (local.get $zb) (i32.const 0) (i32.const 0) (i32.shl (local.get $nvg) (i32.const 2)))))
-    (local.set $t (i32.const 0))
-    (block $tDone (loop $tLoop
-      (br_if $tDone (i32.ge_u (local.get $t) (local.get $span)))
-      (local.set $wv0 (v128.load (i32.add (local.get $w0) (i32.shl (local.get $t) (i32.const 2)))))
-      ;; Only the first and last four rows can fall outside [r, end): their lanes are cleared
-      ;; after the product, so that what was read past the block (even NaN) counts as 0.
-      (local.set $mask (v128.const i32x4 -1 -1 -1 -1))
-      (if (i32.or (i32.eqz (local.get $t))
-            (i32.gt_u (i32.add (i32.add (local.get $p0) (local.get $t)) (i32.const 4)) (local.get $end)))
-        (then
-          (local.set $mask
-            (i32x4.add (i32x4.splat (i32.add (local.get $p0) (local.get $t))) (v128.const i32x4 0 1 2 3)))
-          (local.set $mask
-            (v128.and
-              (i32x4.ge_s (local.get $mask) (i32x4.splat (local.get $r)))
-              (i32x4.lt_s (local.get $mask) (i32x4.splat (local.get $end)))))))
-      (local.set $g (i32.const 0))
-      (block $gDone (loop $gLoop
-        (br_if $gDone (i32.ge_u (local.get $g) (local.get $nvg)))
-        (local.set $x (i32.add (i32.shl (local.get $g) (local.get $lg)) (i32.add (local.get $p0) (local.get $t))))
+    (local.set $ps (i32.add (local.get $scales) (i32.shl (local.get $p0) (i32.const 1))))
+    (local.set $pz (i32.add (local.get $zeros) (local.get $p0)))
+    (local.set $pa (local.get $af))
+    (local.set $g (i32.const 0))
+    (block $gDone (loop $gLoop
+      (br_if $gDone (i32.ge_u (local.get $g) (local.get $nvg)))
+      (local.set $zv (v128.const f32x4 0 0 0 0))
+      (local.set $pw (local.get $w0))
+      (local.set $x (local.get $ps))
+      (local.set $wp (local.get $pz))
+      (local.set $wq (local.get $pa))
+      (local.set $t (i32.const 0))
+      (block $tDone (loop $tLoop
+        (br_if $tDone (i32.ge_u (local.get $t) (local.get $span)))
         (local.set $av
-          (v128.and (local.get $mask)
-            (f32x4.mul (local.get $wv0)
-              (i32x4.shl (v128.load16x4_u (i32.add (local.get $scales) (i32.shl (local.get $x) (i32.const 1)))) (i32.const 16)))))
-        (v128.store (i32.add (local.get $af) (i32.shl (i32.add (i32.mul (local.get $g) (i32.const 48)) (local.get $t)) (i32.const 2)))
-          (local.get $av))
+          (f32x4.mul (v128.load (local.get $pw))
+            (i32x4.shl (v128.load16x4_u (local.get $x)) (i32.const 16))))
+        (if (i32.or (i32.eqz (local.get $t))
+              (i32.gt_u (i32.add (i32.add (local.get $p0) (local.get $t)) (i32.const 4)) (local.get $end)))
+          (then
+            (local.set $mask
+              (i32x4.add (i32x4.splat (i32.add (local.get $p0) (local.get $t))) (v128.const i32x4 0 1 2 3)))
+            (local.set $av
+              (v128.and (local.get $av)
+                (v128.and
+                  (i32x4.ge_s (local.get $mask) (i32x4.splat (local.get $r)))
+                  (i32x4.lt_s (local.get $mask) (i32x4.splat (local.get $end))))))))
+        (v128.store (local.get $wq) (local.get $av))
         (local.set $mv (f32x4.max (local.get $mv) (local.get $av)))
         (if (local.get $int4)
           (then
-            (f32.store (i32.add (local.get $zb) (i32.shl (local.get $g) (i32.const 2)))
-              (f32.add (f32.load (i32.add (local.get $zb) (i32.shl (local.get $g) (i32.const 2))))
-                (call $hsum
-                  (f32x4.mul (local.get $av)
-                    (f32x4.convert_i32x4_s
-                      (i32x4.extend_low_i16x8_s
-                        (i16x8.extend_low_i8x16_s (v128.load32_zero (i32.add (local.get $zeros) (local.get $x))))))))))))
-        (local.set $g (i32.add (local.get $g) (i32.const 1)))
-        (br $gLoop)))
-      (local.set $t (i32.add (local.get $t) (i32.const 4)))
-      (br $tLoop)))
-    ;; The lanes past span (when span % 4 == 2) and 8 more are zero for the pairing below.
-    (local.set $g (i32.const 0))
-    (block $fDone (loop $fLoop
-      (br_if $fDone (i32.ge_u (local.get $g) (local.get $nvg)))
-      (local.set $x (i32.add (local.get $af) (i32.shl (i32.add (i32.mul (local.get $g) (i32.const 48)) (local.get $t)) (i32.const 2))))
-      (v128.store (local.get $x) (v128.const f32x4 0 0 0 0))
-      (v128.store offset=16 (local.get $x) (v128.const f32x4 0 0 0 0))
+            (local.set $zv
+              (f32x4.add (local.get $zv)
+                (f32x4.mul (local.get $av)
+                  (f32x4.convert_i32x4_s
+                    (i32x4.extend_low_i16x8_s (i16x8.extend_low_i8x16_s (v128.load32_zero (local.get $wp))))))))))
+        (local.set $pw (i32.add (local.get $pw) (i32.const 16)))
+        (local.set $x (i32.add (local.get $x) (i32.const 8)))
+        (local.set $wp (i32.add (local.get $wp) (i32.const 4)))
+        (local.set $wq (i32.add (local.get $wq) (i32.const 16)))
+        (local.set $t (i32.add (local.get $t) (i32.const 4)))
+        (br $tLoop)))
+      ;; The lanes past span (when span % 4 == 2) and 8 more are zero for the pairing below.
+      (v128.store (local.get $wq) (v128.const f32x4 0 0 0 0))
+      (v128.store offset=16 (local.get $wq) (v128.const f32x4 0 0 0 0))
+      (if (local.get $int4)
+        (then (f32.store (i32.add (local.get $zb) (i32.shl (local.get $g) (i32.const 2))) (call $hsum (local.get $zv)))))
+      (local.set $ps (i32.add (local.get $ps) (i32.shl (i32.shl (i32.const 1) (local.get $lg)) (i32.const 1))))
+      (local.set $pz (i32.add (local.get $pz) (i32.shl (i32.const 1) (local.get $lg))))
+      (local.set $pa (i32.add (local.get $pa) (i32.const 192)))
       (local.set $g (i32.add (local.get $g) (i32.const 1)))
-      (br $fLoop)))
+      (br $gLoop)))
     (local.set $amax
       (f32.max
         (f32.max (f32x4.extract_lane 0 (local.get $mv)) (f32x4.extract_lane 1 (local.get $mv)))
         (f32.max (f32x4.extract_lane 2 (local.get $mv)) (f32x4.extract_lane 3 (local.get $mv)))))
-    ;; wtab[g][pair] (20 int32 per g): rows 2 pair and 2 pair + 1 as int16 = round(a * 32767 / amax).
+    ;; wtab[g][pair] (20 int32 per g): rows 2 pair and 2 pair + 1 as int16 = round(a * 32767 / amax)
+    ;; (rounded as the query is in $score_qgroup).
     (local.set $inv (f32x4.splat (f32.div (f32.const 32767) (local.get $amax))))
     (local.set $sa (f32x4.splat (f32.div (local.get $amax) (f32.const 32767))))
+    (local.set $pa (local.get $af))
+    (local.set $wq (local.get $wtab))
     (local.set $g (i32.const 0))
     (block $hDone (loop $hLoop
       (br_if $hDone (i32.ge_u (local.get $g) (local.get $nvg)))
+      (local.set $x (local.get $pa))
+      (local.set $wp (local.get $wq))
       (local.set $t (i32.const 0))
       (block $qDone (loop $qLoop
         (br_if $qDone (i32.ge_u (local.get $t) (local.get $span)))
-        (local.set $x (i32.add (local.get $af) (i32.shl (i32.add (i32.mul (local.get $g) (i32.const 48)) (local.get $t)) (i32.const 2))))
-        (v128.store
-          (i32.add (local.get $wtab) (i32.shl (i32.add (i32.mul (local.get $g) (i32.const 20)) (i32.shr_u (local.get $t) (i32.const 1))) (i32.const 2)))
+        (v128.store (local.get $wp)
           (i16x8.narrow_i32x4_s
-            (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (v128.load (local.get $x)) (local.get $inv))))
-            (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (v128.load offset=16 (local.get $x)) (local.get $inv))))))
+            (i32x4.sub
+              (f32x4.add (f32x4.mul (v128.load (local.get $x)) (local.get $inv)) (v128.const f32x4 12582912 12582912 12582912 12582912))
+              (v128.const i32x4 0x4b400000 0x4b400000 0x4b400000 0x4b400000))
+            (i32x4.sub
+              (f32x4.add (f32x4.mul (v128.load offset=16 (local.get $x)) (local.get $inv)) (v128.const f32x4 12582912 12582912 12582912 12582912))
+              (v128.const i32x4 0x4b400000 0x4b400000 0x4b400000 0x4b400000))))
+        (local.set $x (i32.add (local.get $x) (i32.const 32)))
+        (local.set $wp (i32.add (local.get $wp) (i32.const 16)))
         (local.set $t (i32.add (local.get $t) (i32.const 8)))
         (br $qLoop)))
+      (local.set $pa (i32.add (local.get $pa) (i32.const 192)))
+      (local.set $wq (i32.add (local.get $wq) (i32.const 80)))
       (local.set $g (i32.add (local.get $g) (i32.const 1)))
       (br $hLoop)))
     (if (local.get $int4)
@@ -860,13 +902,11 @@
               (local.set $pp (i32.const 0))
               (block $w8pDone (loop $w8pLoop
                 (br_if $w8pDone (i32.ge_u (local.get $pp) (local.get $npairs)))
-                (local.set $y0 (v128.load (local.get $x)))
-                (local.set $y1 (v128.load offset=16 (local.get $x)))
                 (local.set $wv0 (v128.load32_splat (local.get $wp)))
-                (local.set $a0 (i32x4.add (local.get $a0) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $y0)) (local.get $wv0))))
-                (local.set $a1 (i32x4.add (local.get $a1) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $y0)) (local.get $wv0))))
-                (local.set $a2 (i32x4.add (local.get $a2) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $y1)) (local.get $wv0))))
-                (local.set $a3 (i32x4.add (local.get $a3) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $y1)) (local.get $wv0))))
+                (local.set $a0 (i32x4.add (local.get $a0) (i32x4.dot_i16x8_s (v128.load8x8_s (local.get $x)) (local.get $wv0))))
+                (local.set $a1 (i32x4.add (local.get $a1) (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (local.get $x)) (local.get $wv0))))
+                (local.set $a2 (i32x4.add (local.get $a2) (i32x4.dot_i16x8_s (v128.load8x8_s offset=16 (local.get $x)) (local.get $wv0))))
+                (local.set $a3 (i32x4.add (local.get $a3) (i32x4.dot_i16x8_s (v128.load8x8_s offset=24 (local.get $x)) (local.get $wv0))))
                 (local.set $x (i32.add (local.get $x) (local.get $rowBytes2)))
                 (local.set $wp (i32.add (local.get $wp) (i32.const 4)))
                 (local.set $pp (i32.add (local.get $pp) (i32.const 1)))
@@ -895,12 +935,10 @@
               (local.set $pp (i32.const 0))
               (block $n8pDone (loop $n8pLoop
                 (br_if $n8pDone (i32.ge_u (local.get $pp) (local.get $npairs)))
-                (local.set $y0 (v128.load (local.get $x)))
-                (local.set $y1 (v128.load offset=16 (local.get $x)))
-                (local.set $a0 (i32x4.add (local.get $a0) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $y0)) (v128.load32_splat (i32.add (local.get $wp) (local.get $o0))))))
-                (local.set $a1 (i32x4.add (local.get $a1) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $y0)) (v128.load32_splat (i32.add (local.get $wp) (local.get $o1))))))
-                (local.set $a2 (i32x4.add (local.get $a2) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $y1)) (v128.load32_splat (i32.add (local.get $wp) (local.get $o2))))))
-                (local.set $a3 (i32x4.add (local.get $a3) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $y1)) (v128.load32_splat (i32.add (local.get $wp) (local.get $o3))))))
+                (local.set $a0 (i32x4.add (local.get $a0) (i32x4.dot_i16x8_s (v128.load8x8_s (local.get $x)) (v128.load32_splat (i32.add (local.get $wp) (local.get $o0))))))
+                (local.set $a1 (i32x4.add (local.get $a1) (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (local.get $x)) (v128.load32_splat (i32.add (local.get $wp) (local.get $o1))))))
+                (local.set $a2 (i32x4.add (local.get $a2) (i32x4.dot_i16x8_s (v128.load8x8_s offset=16 (local.get $x)) (v128.load32_splat (i32.add (local.get $wp) (local.get $o2))))))
+                (local.set $a3 (i32x4.add (local.get $a3) (i32x4.dot_i16x8_s (v128.load8x8_s offset=24 (local.get $x)) (v128.load32_splat (i32.add (local.get $wp) (local.get $o3))))))
                 (local.set $x (i32.add (local.get $x) (local.get $rowBytes2)))
                 (local.set $wp (i32.add (local.get $wp) (i32.const 4)))
                 (local.set $pp (i32.add (local.get $pp) (i32.const 1)))
