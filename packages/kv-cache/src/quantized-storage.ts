@@ -1,5 +1,6 @@
 import type { KernelHeap } from './kernel/kernel-heap.ts';
 import {
+  type HeapRows,
   type QuantizedDType,
   type QuantizedFormat,
   type QuantizedLayout,
@@ -18,16 +19,12 @@ const MAX_RUNS = 3;
 const VALUE_SLACK = 128;
 
 /**
- * A new position's rows for one batch row: key/value head j's key at float index
- * `key + j * headStride` of `keys`, its value at `value + j * headStride` of `values`.
+ * New rows for one batch row, where a projection or the caller left them: rows already in the
+ * heap (`HeapRows`), or `(B, nkv, T, hs)` host arrays.
  */
-export interface RowSource {
-  keys: Float32Array;
-  values: Float32Array;
-  key: number;
-  value: number;
-  headStride: number;
-}
+export type RowSource =
+  | HeapRows
+  | { keys: Float32Array; values: Float32Array; B: number; T: number };
 
 /**
  * One layer of a `QuantizedKVCache` in a heap: the float32 window as a ring of `ringSlots`
@@ -160,24 +157,38 @@ export class QuantizedLayer {
     return base + (j * this.rows * this.groups + b * this.groups + g) * bytes;
   }
 
-  /** Copies position p's new rows of batch row b into their ring slot. */
-  writeRow(b: number, p: number, row: RowSource): void {
-    const f32 = this.#heap.f32();
+  /**
+   * Copies new rows i .. i+n-1 of batch row b from `src` into the ring slots of positions
+   * p .. p+n-1 (consecutive slots: the caller keeps the run inside the ring).
+   */
+  writeRows(b: number, p: number, n: number, src: RowSource, i: number): void {
     const hs = this.#hs;
+    const nkv = this.#nkv;
+    const rowBytes = hs * 4;
     const slot = p % this.ringSlots;
-    const inHeap = row.keys.buffer === f32.buffer; // rows a projection left in this heap
-    for (let j = 0; j < this.#nkv; j++) {
-      const k = row.key + j * row.headStride;
-      const v = row.value + j * row.headStride;
-      const kAt = this.#ringAt(this.ringKeys, b, j, slot);
-      const vAt = this.#ringAt(this.ringValues, b, j, slot);
-      if (inHeap) {
-        f32.copyWithin(kAt, k, k + hs);
-        f32.copyWithin(vAt, v, v + hs);
-      } else {
-        f32.set(row.keys.subarray(k, k + hs), kAt);
-        f32.set(row.values.subarray(v, v + hs), vAt);
+    const to = (b * nkv * this.ringSlots + slot) * rowBytes;
+    if ('ptr' in src) {
+      const from = src.ptr + b * src.batchStride + i * src.rowStride;
+      for (const [base, offset] of [
+        [this.ringKeys, src.keyOffset],
+        [this.ringValues, src.valueOffset],
+      ] as const) {
+        this.#heap.copyRows(
+          { ptr: from + offset, rowStride: src.rowStride, headStride: rowBytes },
+          { ptr: base + to, rowStride: rowBytes, headStride: this.ringSlots * rowBytes },
+          n,
+          nkv,
+          rowBytes,
+        );
       }
+      return;
+    }
+    const f32 = this.#heap.f32();
+    for (let j = 0; j < nkv; j++) {
+      const from = ((b * nkv + j) * src.T + i) * hs; // (B, nkv, T, hs): a (b, j) run is contiguous
+      const at = this.#ringAt(0, b, j, slot);
+      f32.set(src.keys.subarray(from, from + n * hs), this.ringKeys / 4 + at);
+      f32.set(src.values.subarray(from, from + n * hs), this.ringValues / 4 + at);
     }
   }
 

@@ -197,46 +197,37 @@ export class QuantizedKVCache implements KVCache {
     const { batchSize: B, T } = checkRows(rows, this.nKvHeads, this.headSize, this.heap);
     this.checkUpdate(layer, B, startPos, T);
     const starts = checkStartPositions(startPos, B);
-    const { nKvHeads: nkv, headSize: hs, groupSize: G } = this;
-    const host =
+    const { groupSize: G, residual: R } = this;
+    const src: RowSource =
       'ptr' in rows
-        ? null
+        ? rows
         : {
             keys: rows.keys.dataSync() as Float32Array,
             values: rows.values.dataSync() as Float32Array,
+            B,
+            T,
           };
     this.reserve(layer, B, Math.max(...starts) + T); // the last step that may fail
     const s = this.#layers[layer]!;
     const lengths = this.#lengths[layer]!;
     const quantized = this.#quantized[layer]!;
-    const f32 = this.heap.f32();
+    const ring = s.ringSlots;
     for (let b = 0; b < B; b++) {
+      const start = starts[b]!;
       let q = quantized[b] ?? 0;
-      for (let i = 0; i < T; i++) {
-        let row: RowSource;
-        if (host) {
-          const at = (b * nkv * T + i) * hs; // (B, nkv, T, hs)
-          row = { ...host, key: at, value: at, headStride: T * hs };
-        } else {
-          const r = rows as Extract<KVRows, { ptr: number }>;
-          const at = (r.ptr + b * r.batchStride + i * r.rowStride) / 4;
-          row = {
-            keys: f32,
-            values: f32,
-            key: at + r.keyOffset / 4,
-            value: at + r.valueOffset / 4,
-            headStride: hs,
-          };
-        }
-        const p = starts[b]! + i;
-        s.writeRow(b, p, row);
-        // A group leaves the window once its newest position is `residual` behind the length.
-        while (p + 1 - this.residual >= q + G) {
+      for (let i = 0; i < T; ) {
+        // As many positions as fit before an unquantized row would be overwritten, or the
+        // ring's end; then the groups whose newest position is now `residual` behind.
+        const p = start + i;
+        const n = Math.min(T - i, ring - (p - q), ring - (p % ring));
+        s.writeRows(b, p, n, src, i);
+        i += n;
+        while (start + i - R >= q + G) {
           s.quantize(b, q / G);
           q += G;
         }
       }
-      lengths[b] = starts[b]! + T;
+      lengths[b] = start + T;
       quantized[b] = q;
     }
     return this.view(layer, B);
