@@ -47,9 +47,10 @@ function cpuMs(): number | null {
  * contexts, and each cache's bytes there. A timed repeat decodes the 32 positions after t from a
  * cache filled to t (refilled, untimed, before each repeat), so the mean step includes the one
  * group a quantized cache quantizes every 32 steps. The three caches take turns repeat by
- * repeat, so a change in the machine's load reaches all three alike; in Node each repeat's CPU
- * time is recorded too (`cpuMsPerStep`, and `cpuOverFloat`: the median ratio to float32's repeat
- * of the same round), which leaves out the time other processes took the CPU.
+ * repeat, so a change in the machine's load reaches all three alike, and the step-time ratios
+ * are medians of each round's ratio (`wallOverFloat`). In Node each repeat's CPU time is
+ * recorded too (`cpuMsPerStep`, `cpuOverFloat`), which leaves out the time other processes took
+ * the CPU. 15 rounds unless `--repeats` says otherwise.
  */
 export const quantizedScenario: ScenarioDefinition = {
   id: 'quantized',
@@ -58,7 +59,8 @@ export const quantizedScenario: ScenarioDefinition = {
     const dims = ctx.quick ? quickLayer : gpt2Small;
     const { contexts } = ctx.quick ? sizes.quick : sizes.full;
     const maxT = contexts[contexts.length - 1]!;
-    const repeats = ctx.timing.repeats ?? 7;
+    // More rounds than the usual 7 (unless told): the ratios are medians over rounds.
+    const repeats = ctx.timing.repeats ?? 15;
     const measurements: Measurement[] = [];
     for (const t of contexts) {
       const runs = settings.map(([name, cache]) => ({
@@ -95,8 +97,10 @@ export const quantizedScenario: ScenarioDefinition = {
           }
         }
         for (const r of runs) {
-          // Paired with float32's repeat of the same round: the load was alike for both.
+          // Each repeat is divided by float32's repeat of the same round (the load was alike for
+          // both), and the ratios' median is reported: one disturbed round cannot move it.
           const float = runs[0]!.cpu;
+          const wall = runs[0]!.parts.map((p) => p.samplesMs[0]!);
           const cpu: Record<string, number> =
             r.cpu.length === repeats
               ? {
@@ -104,6 +108,7 @@ export const quantizedScenario: ScenarioDefinition = {
                   cpuOverFloat: median(r.cpu.map((c, i) => c / float[i]!)),
                 }
               : {};
+          cpu.wallOverFloat = median(r.parts.map((p, i) => p.samplesMs[0]! / wall[i]!));
           measurements.push({
             key: `${r.name}/t=${t}`,
             labels: { cache: r.name, t },
@@ -120,8 +125,7 @@ export const quantizedScenario: ScenarioDefinition = {
     const derived: Record<string, number> = {};
     for (const bits of ['int8', 'int4']) {
       for (const t of contexts) {
-        derived[`${bits}StepOverFloatAtT${t}`] =
-          at(bits, t).timing.meanMs / at('float32', t).timing.meanMs;
+        derived[`${bits}StepOverFloatAtT${t}`] = at(bits, t).extra!.wallOverFloat!;
         const cpu = at(bits, t).extra!.cpuOverFloat;
         if (cpu !== undefined) derived[`${bits}CpuTimeOverFloatAtT${t}`] = cpu;
       }
