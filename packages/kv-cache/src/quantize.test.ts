@@ -28,6 +28,15 @@ describe('bf16Up', () => {
 });
 
 describe.each(['int8', 'int4'] as const)('%s groups', (dtype) => {
+  /** A group's step (before bf16 rounding up): max |x| / 127, or (max - min) / 15 and |min| / 127. */
+  const stepOf = (group: number[]) => {
+    const lo = Math.min(...group);
+    const hi = Math.max(...group);
+    return dtype === 'int8'
+      ? Math.max(Math.abs(lo), Math.abs(hi)) / 127
+      : Math.max((hi - lo) / 15, Math.abs(lo) / 127);
+  };
+
   test('every element is within half a step of its group scale, on 200 random groups', () => {
     const G = 32;
     const hs = 40;
@@ -44,14 +53,7 @@ describe.each(['int8', 'int4'] as const)('%s groups', (dtype) => {
       for (const r of [0, 7, 31])
         quantizeValueRow(f, { src: data, dst }, r * hs, hs, f.keyGroupBytes, r);
       for (let c = 0; c < hs; c++) {
-        // A key channel's step is its scale: (max - min) / 15 or max|x| / 127, bf16 rounded up.
-        const column = rows.map((at) => data[at + c]!);
-        const lo = Math.min(...column);
-        const hi = Math.max(...column);
-        const step =
-          dtype === 'int8'
-            ? Math.max(Math.abs(lo), Math.abs(hi)) / 127
-            : Math.max((hi - lo) / 15, Math.abs(lo) / 127);
+        const step = stepOf(rows.map((at) => data[at + c]!));
         for (const r of [0, 7, 31]) {
           readKeyRow(f, dst, 0, r, hs, out, 0);
           const err = Math.abs(out[c]! - data[r * hs + c]!);
@@ -65,12 +67,7 @@ describe.each(['int8', 'int4'] as const)('%s groups', (dtype) => {
           const part = Array.from(
             data.subarray(r * hs + g * G, r * hs + Math.min(hs, (g + 1) * G)),
           );
-          const lo = Math.min(...part);
-          const hi = Math.max(...part);
-          const step =
-            dtype === 'int8'
-              ? Math.max(Math.abs(lo), Math.abs(hi)) / 127
-              : Math.max((hi - lo) / 15, Math.abs(lo) / 127);
+          const step = stepOf(part);
           part.forEach((x, i) => {
             expect(Math.abs(out[g * G + i]! - x)).toBeLessThanOrEqual((step / 2) * (1 + 2 ** -7));
           });
