@@ -8,13 +8,7 @@ import {
 } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { KernelHeap } from './kernel/kernel-heap.ts';
-import type {
-  CropOptions,
-  KVCacheOptions,
-  KVRows,
-  RowSpans,
-  StartPositions,
-} from './kv-cache.ts';
+import type { CropOptions, KVCacheOptions, KVRows, RowSpans, StartPositions } from './kv-cache.ts';
 
 /**
  * Argument checks shared by the cache strategies. Each throws a typed error whose message
@@ -392,4 +386,44 @@ export function checkPositionLimit(s: number, T: number, maxPosition: number | n
       { capacity: limit, requested: s + T },
     );
   }
+}
+
+/** A QuantizedKVCache's own settings: bits 8 or 4, groupSize a power of two, residual >= 0. */
+export function checkQuantizedOptions(
+  options: { bits?: unknown; groupSize?: unknown; residual?: unknown },
+  headSize: number,
+  groupSizes: readonly number[],
+  maxHeadSize: number,
+): { bits: 8 | 4; groupSize: number; residual: number } {
+  const { bits, groupSize = 32, residual = 64 } = options;
+  if (bits !== 8 && bits !== 4) {
+    throw new ValueError(`QuantizedKVCache bits must be 8 or 4, got ${String(bits)}`, {
+      argument: 'bits',
+      value: bits,
+    });
+  }
+  if (typeof groupSize !== 'number' || !groupSizes.includes(groupSize)) {
+    throw new ValueError(
+      `QuantizedKVCache groupSize must be one of ${groupSizes.join(', ')}, got ${String(groupSize)}`,
+      { argument: 'groupSize', value: groupSize },
+    );
+  }
+  if (
+    typeof residual !== 'number' ||
+    !Number.isInteger(residual) ||
+    residual < 0 ||
+    residual > 1 << 20
+  ) {
+    throw new ValueError(
+      `QuantizedKVCache residual must be a non-negative integer <= ${1 << 20}, got ${String(residual)}`,
+      { argument: 'residual', value: residual },
+    );
+  }
+  if (headSize > maxHeadSize) {
+    throw new ValueError(`QuantizedKVCache headSize must be <= ${maxHeadSize}, got ${headSize}`, {
+      argument: 'headSize',
+      value: headSize,
+    });
+  }
+  return { bits, groupSize, residual };
 }

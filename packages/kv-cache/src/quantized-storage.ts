@@ -1,6 +1,7 @@
 import type { KernelHeap } from './kernel/kernel-heap.ts';
 import {
   type HeapRows,
+  type KVView,
   type QuantizedDType,
   type QuantizedFormat,
   type QuantizedLayout,
@@ -96,6 +97,24 @@ export class QuantizedLayer {
     );
   }
 
+  /** The block sizes for `rows` batch rows of `groups` groups: ring keys, values, meta, groups. */
+  #sizes(rows: number, groups: number): number[] {
+    const f = this.format;
+    const ringBytes = rows * this.#nkv * this.ringSlots * this.#hs * 4;
+    return [
+      ringBytes,
+      ringBytes,
+      rows * (this.runStride + 4),
+      this.#nkv * rows * groups * f.keyGroupBytes,
+      this.#nkv * rows * groups * f.valueGroupBytes + VALUE_SLACK,
+    ];
+  }
+
+  /** What `bytesReserved()` would be with storage for `rows` rows of `groups` groups. */
+  bytesFor(rows: number, groups: number): number {
+    return this.#sizes(rows, groups).reduce((n, b) => n + Math.max(16, Math.ceil(b / 16) * 16), 0);
+  }
+
   /**
    * Reallocates for `rows` batch rows of `groups` groups (both >= the current ones), keeping the
    * ring and the first `held(b)` groups of every batch row. All or nothing.
@@ -103,14 +122,7 @@ export class QuantizedLayer {
   grow(rows: number, groups: number, held: (row: number) => number): void {
     const heap = this.#heap;
     const f = this.format;
-    const ringBytes = rows * this.#nkv * this.ringSlots * this.#hs * 4;
-    const sizes = [
-      ringBytes,
-      ringBytes,
-      rows * (this.runStride + 4),
-      this.#nkv * rows * groups * f.keyGroupBytes,
-      this.#nkv * rows * groups * f.valueGroupBytes + VALUE_SLACK,
-    ];
+    const sizes = this.#sizes(rows, groups);
     const taken: number[] = [];
     try {
       for (const bytes of sizes) taken.push(heap.alloc(bytes));
@@ -146,6 +158,39 @@ export class QuantizedLayer {
       this.free();
     }
     Object.assign(this, { ringKeys, ringValues, meta, groupKeys, groupValues, rows, groups });
+  }
+
+  /**
+   * Copies batch row `from` of `src` (a layer of the same format and window) into row `to` of
+   * this one: its whole ring and its first `groups` groups, every head. This layer must have the
+   * rows and groups.
+   */
+  copyRow(src: QuantizedLayer, from: number, to: number, groups: number): void {
+    const u8 = this.#heap.u8();
+    const srcU8 = src.#heap.u8();
+    const ringRow = this.#nkv * this.ringSlots * this.#hs * 4;
+    for (const [dst, source] of [
+      [this.ringKeys, src.ringKeys],
+      [this.ringValues, src.ringValues],
+    ] as const) {
+      u8.set(
+        srcU8.subarray(source + from * ringRow, source + (from + 1) * ringRow),
+        dst + to * ringRow,
+      );
+    }
+    const f = this.format;
+    for (const [which, bytes] of [
+      ['groupKeys', f.keyGroupBytes],
+      ['groupValues', f.valueGroupBytes],
+    ] as const) {
+      for (let j = 0; j < this.#nkv; j++) {
+        const at = src.#groupAt(src[which], bytes, j, from, 0);
+        u8.set(
+          srcU8.subarray(at, at + groups * bytes),
+          this.#groupAt(this[which], bytes, j, to, 0),
+        );
+      }
+    }
   }
 
   /** Float index of ring slot `slot` of batch row b, head j (keys or values). */
@@ -279,6 +324,66 @@ export class QuantizedLayer {
     const v = this.#ringAt(this.ringValues, b, j, slot);
     out.keys.set(f32.subarray(k, k + hs), out.to);
     out.values.set(f32.subarray(v, v + hs), out.to);
+  }
+
+  /**
+   * The kernel's view of batch rows [0, B) (lengths[b] positions seen, quantized[b] of them
+   * quantized): run tables written, the float32 window as a ring, the history as groups.
+   */
+  view(lengths: readonly number[], quantized: readonly number[], B: number): KVView {
+    let maxKeys = 0;
+    for (let b = 0; b < B; b++) {
+      this.writeRuns(b, lengths[b] ?? 0, quantized[b] ?? 0);
+      maxKeys = Math.max(maxKeys, lengths[b] ?? 0);
+    }
+    const rowStride = this.#hs * 4;
+    return {
+      heap: this.#heap,
+      batchSize: B,
+      maxKeys,
+      layout: {
+        kind: 'ring',
+        dtype: 'float32',
+        nKvHeads: this.#nkv,
+        headSize: this.#hs,
+        keys: this.ringKeys,
+        values: this.ringValues,
+        headStride: this.ringSlots * rowStride,
+        rowStride,
+        runs: this.meta,
+        runStride: this.runStride,
+        runCounts: this.runCounts,
+        window: null,
+        quantized: this.quantized,
+      },
+    };
+  }
+
+  /**
+   * What batch rows [0, B) hold, in position order, as `(B, nkv, t, hs)` arrays (quantized
+   * positions dequantized), and each key's position (-1 past a row's length).
+   */
+  readBatch(lengths: readonly number[], quantized: readonly number[], B: number) {
+    const nkv = this.#nkv;
+    const hs = this.#hs;
+    const held = Array.from({ length: B }, (_, b) => (b < this.rows ? (lengths[b] ?? 0) : 0));
+    const t = Math.max(0, ...held);
+    const keys = new Float32Array(B * nkv * t * hs);
+    const values = new Float32Array(keys.length);
+    const positions = new Int32Array(B * t).fill(-1);
+    for (let b = 0; b < B; b++) {
+      for (let p = 0; p < held[b]!; p++) {
+        for (let j = 0; j < nkv; j++) {
+          this.readRow(b, j, p, quantized[b] ?? 0, {
+            keys,
+            values,
+            to: ((b * nkv + j) * t + p) * hs,
+          });
+        }
+        positions[b * t + p] = p;
+      }
+    }
+    return { keys, values, positions, t };
   }
 
   free(): void {

@@ -1,20 +1,25 @@
 import { CacheOperationError, DisposedError, ValueError } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
+import { readCacheFile } from './cache-file.ts';
 import {
   checkBatch,
   checkCacheOptions,
   checkLayer,
   checkLength,
+  checkMaxBytes,
   checkNextStart,
   checkPositionLimit,
+  checkQuantizedOptions,
   checkRowIndex,
+  checkRowList,
   checkRows,
+  checkSpans,
   checkStartPositions,
   checkUpdateLength,
   cropLayers,
   cropRows,
 } from './checks.ts';
-import { defaultHeap, type KernelHeap } from './kernel/kernel-heap.ts';
+import { defaultHeap, KernelHeap } from './kernel/kernel-heap.ts';
 import {
   GROUP_SIZES,
   type KVView,
@@ -22,14 +27,24 @@ import {
   type QuantizedDType,
 } from './kernel/layout.ts';
 import type {
+  CacheConfig,
+  CloneOptions,
   CropOptions,
   KVCache,
   KVCacheOptions,
   KVReadResult,
   KVRows,
   StartPositions,
+  UpdateOptions,
   Visibility,
 } from './kv-cache.ts';
+import {
+  bytesForRows,
+  checkBudget,
+  copyRows,
+  groupsHeld,
+  type QuantizedStore,
+} from './quantized-rows.ts';
 import { QuantizedLayer, type RowSource } from './quantized-storage.ts';
 
 export interface QuantizedKVCacheOptions extends KVCacheOptions {
@@ -39,8 +54,8 @@ export interface QuantizedKVCacheOptions extends KVCacheOptions {
   groupSize?: number;
   /** The most recent positions kept in float32 (at least this many, fewer than residual + groupSize). Default 64. */
   residual?: number;
-  /** Batch rows it may grow to; unbounded when omitted. */
-  maxBatchSize?: number;
+  /** Batch rows it may grow to; unbounded when omitted or null. */
+  maxBatchSize?: number | null;
 }
 
 /**
@@ -55,7 +70,10 @@ export interface QuantizedKVCacheOptions extends KVCacheOptions {
  * Rewinding: a crop to n keeps whatever is quantized below n. It is refused when it would end
  * inside a quantized group (n below the quantized length and not a multiple of `groupSize`):
  * the float rows of that group are gone. So a row can always be cropped by up to `residual`
- * positions, or to any multiple of `groupSize` (0 included). See docs/concepts/quantized-cache.md.
+ * positions, or to any multiple of `groupSize` (0 included). `reorder`, `clone` and `fork` copy
+ * rows as they are (quantized history and window); `save` and `load` throw CacheOperationError:
+ * the kvkit cache file (format version 1) holds float32 rows only. See
+ * docs/concepts/quantized-cache.md.
  *
  * @example
  * const cache = new QuantizedKVCache({ bits: 8, nLayers: 12, nKvHeads: 12, headSize: 64 });
@@ -73,71 +91,44 @@ export class QuantizedKVCache implements KVCache {
   readonly headSize: number;
   readonly heap: KernelHeap;
   readonly maxBatchSize: number | null;
+  readonly maxBytes: number | null;
   readonly maxPosition = null;
   readonly maxSlots = null;
   readonly visibility: Visibility = { window: null, sinks: 0 };
-  readonly #layers: QuantizedLayer[];
-  /** Per layer and batch row: positions seen, and positions held quantized (a multiple of G). */
-  readonly #lengths: number[][];
-  readonly #quantized: number[][];
+  /** Per layer: the storage, and each batch row's length and quantized length. */
+  #store: QuantizedStore;
   #disposed = false;
 
   constructor(options: QuantizedKVCacheOptions) {
     const o = checkCacheOptions(options);
-    const bits = options.bits;
-    if (bits !== 8 && bits !== 4) {
-      throw new ValueError(`QuantizedKVCache bits must be 8 or 4, got ${String(bits)}`, {
-        argument: 'bits',
-        value: bits,
-      });
-    }
-    const groupSize = options.groupSize ?? 32;
-    if (!GROUP_SIZES.includes(groupSize)) {
-      throw new ValueError(
-        `QuantizedKVCache groupSize must be one of ${GROUP_SIZES.join(', ')}, got ${String(groupSize)}`,
-        { argument: 'groupSize', value: groupSize },
-      );
-    }
-    const residual = options.residual ?? 64;
-    if (!Number.isInteger(residual) || residual < 0 || residual > 1 << 20) {
-      throw new ValueError(
-        `QuantizedKVCache residual must be a non-negative integer <= ${1 << 20}, got ${String(residual)}`,
-        { argument: 'residual', value: residual },
-      );
-    }
-    if (o.headSize > MAX_QUANTIZED_HEAD_SIZE) {
-      throw new ValueError(
-        `QuantizedKVCache headSize must be <= ${MAX_QUANTIZED_HEAD_SIZE}, got ${o.headSize}`,
-        { argument: 'headSize', value: o.headSize },
-      );
-    }
-    this.bits = bits;
-    this.dtype = bits === 8 ? 'int8' : 'int4';
-    this.groupSize = groupSize;
-    this.residual = residual;
+    const q = checkQuantizedOptions(options, o.headSize, GROUP_SIZES, MAX_QUANTIZED_HEAD_SIZE);
+    this.bits = q.bits;
+    this.dtype = q.bits === 8 ? 'int8' : 'int4';
+    this.groupSize = q.groupSize;
+    this.residual = q.residual;
     this.nLayers = o.nLayers;
     this.nKvHeads = o.nKvHeads;
     this.headSize = o.headSize;
     this.maxBatchSize = o.maxBatchSize;
+    this.maxBytes = o.maxBytes;
     this.heap = options.heap ?? defaultHeap();
-    const d = { nKvHeads: o.nKvHeads, headSize: o.headSize, dtype: this.dtype, groupSize };
-    this.#layers = Array.from(
-      { length: o.nLayers },
-      () => new QuantizedLayer(this.heap, d, residual + groupSize),
-    );
-    this.#lengths = Array.from({ length: o.nLayers }, () => []);
-    this.#quantized = Array.from({ length: o.nLayers }, () => []);
+    this.#store = this.#emptyStore();
   }
 
   get isDisposed(): boolean {
     return this.#disposed;
   }
 
+  config(): CacheConfig {
+    const { nLayers, nKvHeads, headSize, maxBatchSize, bits, groupSize, residual } = this;
+    return { nLayers, nKvHeads, headSize, maxBatchSize, bits, groupSize, residual };
+  }
+
   seqLength(layer = 0, row = 0): number {
     this.#alive();
     checkLayer(layer, this.nLayers);
     checkRowIndex(row, this.maxBatchSize);
-    return this.#lengths[layer]![row] ?? 0;
+    return this.#store.lengths[layer]![row] ?? 0;
   }
 
   /** Every position seen is held (quantized or in float32). */
@@ -148,7 +139,7 @@ export class QuantizedKVCache implements KVCache {
   /** Positions batch row `row` of `layer` holds quantized: [0, quantizedLength). */
   quantizedLength(layer = 0, row = 0): number {
     this.seqLength(layer, row);
-    return this.#quantized[layer]![row] ?? 0;
+    return this.#store.quantized[layer]![row] ?? 0;
   }
 
   maxUpdateLength(_layer: number, _startPos: StartPositions, _batchSize?: number): number {
@@ -160,18 +151,21 @@ export class QuantizedKVCache implements KVCache {
     batchSize: number,
     startPos: StartPositions,
     newPositions: number,
-    options: { crop?: boolean; inPieces?: boolean } = {},
+    options: { crop?: boolean; inPieces?: boolean; spans?: UpdateOptions['spans'] } = {},
   ): void {
     this.#alive();
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
     checkUpdateLength(newPositions);
     const starts = checkStartPositions(startPos, batchSize);
+    const counts = options.spans
+      ? checkSpans(options.spans, batchSize, newPositions).count
+      : new Array<number>(batchSize).fill(newPositions);
     for (let b = 0; b < batchSize; b++) {
       const s = starts[b]!;
-      const seen = this.#lengths[layer]![b] ?? 0;
+      const seen = this.#store.lengths[layer]![b] ?? 0;
       if (checkNextStart(b, s, seen, options.crop, this.strategy)) this.#checkCropRow(layer, b, s);
-      checkPositionLimit(s, newPositions, null);
+      checkPositionLimit(s, counts[b]!, null);
     }
   }
 
@@ -180,23 +174,39 @@ export class QuantizedKVCache implements KVCache {
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
     checkLength('reserve', length);
-    const s = this.#layers[layer]!;
-    const quantized = this.#quantized[layer]!;
+    const s = this.#store.layers[layer]!;
+    const quantized = this.#store.quantized[layer]!;
     const rows = Math.max(batchSize, s.rows);
     const need = Math.max(
       Math.floor(Math.max(length - this.residual, 0) / this.groupSize),
-      ...quantized.map((q) => q / this.groupSize),
+      ...Array.from(quantized, (q) => (q ?? 0) / this.groupSize),
     );
     if (s.allocated && rows <= s.rows && need <= s.groups) return;
-    const groups = need <= s.groups ? s.groups : Math.max(need, 2 * s.groups);
-    s.grow(rows, groups, (b) => (quantized[b] ?? 0) / this.groupSize);
+    // Twice the groups, or (under the budget) exactly what is needed.
+    const now = this.bytesReserved();
+    const others = now - s.bytesReserved();
+    let groups = need <= s.groups ? s.groups : Math.max(need, 2 * s.groups);
+    if (this.maxBytes !== null && others + s.bytesFor(rows, groups) > this.maxBytes) {
+      groups = Math.max(need, s.groups);
+    }
+    checkBudget(others + s.bytesFor(rows, groups), now, this.maxBytes, this.strategy);
+    s.grow(rows, groups, (b) => groupsHeld(this.#store, layer, b));
   }
 
-  update(layer: number, rows: KVRows, startPos: StartPositions): KVView {
+  update(
+    layer: number,
+    rows: KVRows,
+    startPos: StartPositions,
+    options: UpdateOptions = {},
+  ): KVView {
     this.#alive();
     const { batchSize: B, T } = checkRows(rows, this.nKvHeads, this.headSize, this.heap);
-    this.checkUpdate(layer, B, startPos, T);
+    this.checkUpdate(layer, B, startPos, T, options);
     const starts = checkStartPositions(startPos, B);
+    const spans = options.spans ?? {
+      first: new Array<number>(B).fill(0),
+      count: new Array<number>(B).fill(T),
+    };
     const { groupSize: G, residual: R } = this;
     const src: RowSource =
       'ptr' in rows
@@ -207,27 +217,28 @@ export class QuantizedKVCache implements KVCache {
             B,
             T,
           };
-    this.reserve(layer, B, Math.max(...starts) + T); // the last step that may fail
-    const s = this.#layers[layer]!;
-    const lengths = this.#lengths[layer]!;
-    const quantized = this.#quantized[layer]!;
+    this.reserve(layer, B, Math.max(...starts.map((s, b) => s + spans.count[b]!))); // the last step that may fail
+    const s = this.#store.layers[layer]!;
+    const lengths = this.#store.lengths[layer]!;
+    const quantized = this.#store.quantized[layer]!;
     const ring = s.ringSlots;
     for (let b = 0; b < B; b++) {
       const start = starts[b]!;
+      const n = spans.count[b]!;
       let q = quantized[b] ?? 0;
-      for (let i = 0; i < T; ) {
+      for (let i = 0; i < n; ) {
         // As many positions as fit before an unquantized row would be overwritten, or the
         // ring's end; then the groups whose newest position is now `residual` behind.
         const p = start + i;
-        const n = Math.min(T - i, ring - (p - q), ring - (p % ring));
-        s.writeRows(b, p, n, src, i);
-        i += n;
+        const m = Math.min(n - i, ring - (p - q), ring - (p % ring));
+        s.writeRows(b, p, m, src, spans.first[b]! + i);
+        i += m;
         while (start + i - R >= q + G) {
           s.quantize(b, q / G);
           q += G;
         }
       }
-      lengths[b] = start + T;
+      lengths[b] = start + n;
       quantized[b] = q;
     }
     return this.view(layer, B);
@@ -237,39 +248,14 @@ export class QuantizedKVCache implements KVCache {
     this.#alive();
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
-    const s = this.#layers[layer]!;
+    const s = this.#store.layers[layer]!;
     if (batchSize > s.rows) {
       throw new ValueError(
         `view: batch rows [0, ${batchSize}) requested, but layer ${layer} holds storage for ${s.rows}`,
         { argument: 'batchSize', value: batchSize },
       );
     }
-    const lengths = this.#lengths[layer]!;
-    let maxKeys = 0;
-    for (let b = 0; b < batchSize; b++) {
-      s.writeRuns(b, lengths[b] ?? 0, this.#quantized[layer]![b] ?? 0);
-      maxKeys = Math.max(maxKeys, lengths[b] ?? 0);
-    }
-    return {
-      heap: this.heap,
-      batchSize,
-      maxKeys,
-      layout: {
-        kind: 'ring',
-        dtype: 'float32',
-        nKvHeads: this.nKvHeads,
-        headSize: this.headSize,
-        keys: s.ringKeys,
-        values: s.ringValues,
-        headStride: s.ringSlots * this.headSize * 4,
-        rowStride: this.headSize * 4,
-        runs: s.meta,
-        runStride: s.runStride,
-        runCounts: s.runCounts,
-        window: null,
-        quantized: s.quantized,
-      },
-    };
+    return s.view(this.#store.lengths[layer]!, this.#store.quantized[layer]!, batchSize);
   }
 
   /** Quantized positions read back dequantized (what the kernel computes with), the rest as stored. */
@@ -277,33 +263,21 @@ export class QuantizedKVCache implements KVCache {
     this.#alive();
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
-    const s = this.#layers[layer]!;
-    const lengths = Array.from({ length: batchSize }, (_, b) =>
-      b < s.rows ? (this.#lengths[layer]![b] ?? 0) : 0,
-    );
-    const t = Math.max(0, ...lengths);
-    const { nKvHeads: nkv, headSize: hs } = this;
-    const keys = new Float32Array(batchSize * nkv * t * hs);
-    const values = new Float32Array(keys.length);
-    const positions = new Int32Array(batchSize * t).fill(-1);
-    for (let b = 0; b < batchSize; b++) {
-      const q = this.#quantized[layer]![b] ?? 0;
-      for (let p = 0; p < lengths[b]!; p++) {
-        for (let j = 0; j < nkv; j++) {
-          s.readRow(b, j, p, q, { keys, values, to: ((b * nkv + j) * t + p) * hs });
-        }
-        positions[b * t + p] = p;
-      }
-    }
-    const shape: [number, number, number, number] = [batchSize, nkv, t, hs]; // (B, nkv, t, hs)
-    return { keys: tf.tensor4d(keys, shape), values: tf.tensor4d(values, shape), positions };
+    const { lengths, quantized, layers } = this.#store;
+    const r = layers[layer]!.readBatch(lengths[layer]!, quantized[layer]!, batchSize);
+    const shape: [number, number, number, number] = [batchSize, this.nKvHeads, r.t, this.headSize]; // (B, nkv, t, hs)
+    return {
+      keys: tf.tensor4d(r.keys, shape),
+      values: tf.tensor4d(r.values, shape),
+      positions: r.positions,
+    };
   }
 
   checkCrop(length: number, options: CropOptions = {}): void {
     this.#alive();
     checkLength('crop', length);
     for (const layer of cropLayers(options, this.nLayers)) {
-      for (const b of cropRows(options, this.#lengths[layer]!.length, this.maxBatchSize)) {
+      for (const b of cropRows(options, this.#store.lengths[layer]!.length, this.maxBatchSize)) {
         this.#checkCropRow(layer, b, length);
       }
     }
@@ -312,8 +286,8 @@ export class QuantizedKVCache implements KVCache {
   crop(length: number, options: CropOptions = {}): void {
     this.checkCrop(length, options);
     for (const layer of cropLayers(options, this.nLayers)) {
-      const lengths = this.#lengths[layer]!;
-      const quantized = this.#quantized[layer]!;
+      const lengths = this.#store.lengths[layer]!;
+      const quantized = this.#store.quantized[layer]!;
       for (const b of cropRows(options, lengths.length, this.maxBatchSize)) {
         if ((lengths[b] ?? 0) <= length) continue;
         lengths[b] = length;
@@ -327,9 +301,64 @@ export class QuantizedKVCache implements KVCache {
     if (layer !== undefined) checkLayer(layer, this.nLayers);
     for (let l = 0; l < this.nLayers; l++) {
       if (layer !== undefined && l !== layer) continue;
-      this.#lengths[l]!.length = 0;
-      this.#quantized[l]!.length = 0;
+      this.#store.lengths[l]!.length = 0;
+      this.#store.quantized[l]!.length = 0;
     }
+  }
+
+  /**
+   * Row b <- row indices[b] in every layer (beam search). The rows are copied into new storage,
+   * at least as large as the old (so the heap needs room for a second copy while it runs), which
+   * then replaces it; rows past indices.length are forgotten.
+   */
+  reorder(indices: readonly number[]): void {
+    this.#alive();
+    const rows = checkRowList(indices, this.maxBatchSize, 'reorder');
+    const old = this.#store;
+    const minimum = (l: number) =>
+      old.layers[l]!.allocated ? ([old.layers[l]!.rows, old.layers[l]!.groups] as const) : null;
+    const now = this.bytesReserved();
+    checkBudget(bytesForRows(old, rows, minimum), now, this.maxBytes, this.strategy);
+    const next = this.#emptyStore();
+    try {
+      copyRows(old, next, rows, minimum);
+    } catch (error) {
+      for (const s of next.layers) s.free();
+      throw error;
+    }
+    for (const s of old.layers) s.free();
+    this.#store = next;
+  }
+
+  clone(options: CloneOptions = {}): KVCache {
+    this.#alive();
+    const known = Math.max(0, ...this.#store.lengths.map((l) => l.length));
+    return this.#copy(
+      Array.from({ length: known }, (_, b) => b),
+      options,
+    );
+  }
+
+  fork(rows: number | readonly number[], options: CloneOptions = {}): KVCache {
+    this.#alive();
+    const list = checkRowList(typeof rows === 'number' ? [rows] : rows, this.maxBatchSize, 'fork');
+    return this.#copy(list, options);
+  }
+
+  /** Refused: the kvkit cache file (format version 1) holds float32 rows only. */
+  save(): Uint8Array {
+    this.#alive();
+    throw this.#noFile('save');
+  }
+
+  /**
+   * Refused, changing nothing: see `save`. A damaged file, or one that is no Uint8Array, is the
+   * FormatError or ValueError every cache gives it; a sound one is CacheOperationError.
+   */
+  load(bytes: Uint8Array): void {
+    this.#alive();
+    readCacheFile(bytes);
+    throw this.#noFile('load');
   }
 
   /**
@@ -339,10 +368,10 @@ export class QuantizedKVCache implements KVCache {
   bytesUsed(): number {
     if (this.#disposed) return 0;
     let bytes = 0;
-    this.#layers.forEach((s, l) => {
+    this.#store.layers.forEach((s, l) => {
       const f = s.format;
-      this.#lengths[l]!.forEach((n, b) => {
-        const q = this.#quantized[l]![b] ?? 0;
+      this.#store.lengths[l]!.forEach((n, b) => {
+        const q = this.#store.quantized[l]![b] ?? 0;
         bytes += this.nKvHeads * ((q / f.groupSize) * (f.keyGroupBytes + f.valueGroupBytes));
         bytes += 2 * (n - q) * this.nKvHeads * this.headSize * 4;
       });
@@ -351,7 +380,7 @@ export class QuantizedKVCache implements KVCache {
   }
 
   bytesReserved(): number {
-    return this.#layers.reduce((n, s) => n + s.bytesReserved(), 0);
+    return this.#store.layers.reduce((n, s) => n + s.bytesReserved(), 0);
   }
 
   /**
@@ -361,14 +390,14 @@ export class QuantizedKVCache implements KVCache {
    * groupSize - 1 positions.
    */
   bytesPerToken(): number {
-    const f = this.#layers[0]!.format;
+    const f = this.#store.layers[0]!.format;
     return (this.nLayers * this.nKvHeads * (f.keyGroupBytes + f.valueGroupBytes)) / f.groupSize;
   }
 
   dispose(): void {
     if (this.#disposed) return;
-    for (const s of this.#layers) s.free();
-    for (const l of [...this.#lengths, ...this.#quantized]) l.length = 0;
+    for (const s of this.#store.layers) s.free();
+    for (const l of [...this.#store.lengths, ...this.#store.quantized]) l.length = 0;
     this.#disposed = true;
   }
 
@@ -376,10 +405,60 @@ export class QuantizedKVCache implements KVCache {
     if (this.#disposed) throw new DisposedError('QuantizedKVCache');
   }
 
+  #emptyStore(heap: KernelHeap = this.heap): QuantizedStore {
+    const d = {
+      nKvHeads: this.nKvHeads,
+      headSize: this.headSize,
+      dtype: this.dtype,
+      groupSize: this.groupSize,
+    };
+    return {
+      layers: Array.from(
+        { length: this.nLayers },
+        () => new QuantizedLayer(heap, d, this.residual + this.groupSize),
+      ),
+      lengths: Array.from({ length: this.nLayers }, () => []),
+      quantized: Array.from({ length: this.nLayers }, () => []),
+    };
+  }
+
+  /** A new cache of this config holding copies of `rows` (row i <- rows[i]) of every layer. */
+  #copy(rows: readonly number[], options: CloneOptions): QuantizedKVCache {
+    if (options.heap !== undefined && !(options.heap instanceof KernelHeap)) {
+      throw new ValueError('clone: heap must be a KernelHeap', {
+        argument: 'heap',
+        value: options.heap,
+      });
+    }
+    const maxBytes =
+      options.maxBytes === undefined ? this.maxBytes : checkMaxBytes(options.maxBytes);
+    const { nLayers, nKvHeads, headSize, maxBatchSize, bits, groupSize, residual } = this;
+    const copy = new QuantizedKVCache({
+      ...{ nLayers, nKvHeads, headSize, maxBatchSize, bits, groupSize, residual },
+      heap: options.heap ?? this.heap,
+      maxBytes,
+    });
+    checkBudget(bytesForRows(this.#store, rows), 0, maxBytes, this.strategy);
+    try {
+      copyRows(this.#store, copy.#store, rows);
+    } catch (error) {
+      copy.dispose();
+      throw error;
+    }
+    return copy;
+  }
+
+  #noFile(operation: 'save' | 'load'): CacheOperationError {
+    return new CacheOperationError(
+      `${operation}: a quantized cache cannot be saved or loaded yet: the kvkit cache file (format version 1) holds float32 rows only`,
+      { strategy: this.strategy, operation },
+    );
+  }
+
   /** Refuses a crop of batch row b of `layer` to `to` that would end inside a quantized group. */
   #checkCropRow(layer: number, b: number, to: number): void {
-    const length = this.#lengths[layer]![b] ?? 0;
-    const q = this.#quantized[layer]![b] ?? 0;
+    const length = this.#store.lengths[layer]![b] ?? 0;
+    const q = this.#store.quantized[layer]![b] ?? 0;
     if (to >= length || to >= q || to % this.groupSize === 0) return;
     throw new CacheOperationError(
       `cannot crop batch row ${b} from ${length} to ${to} positions: positions [0, ${q}) are stored quantized in groups of ${this.groupSize}, ` +
