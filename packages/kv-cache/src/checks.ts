@@ -427,3 +427,35 @@ export function checkQuantizedOptions(
   }
   return { bits, groupSize, residual };
 }
+
+/** New positions per batch row of an update of T positions: T each, or the spans' counts. */
+export function spanCounts(spans: RowSpans | undefined, batchSize: number, T: number): number[] {
+  return spans ? [...checkSpans(spans, batchSize, T).count] : new Array<number>(batchSize).fill(T);
+}
+
+/** A view of batch rows [0, B) needs storage for them. */
+export function checkViewRows(batchSize: number, rows: number, layer: number): void {
+  if (batchSize > rows) {
+    throw new ValueError(
+      `view: batch rows [0, ${batchSize}) requested, but layer ${layer} holds storage for ${rows}`,
+      { argument: 'batchSize', value: batchSize },
+    );
+  }
+}
+
+/** Where a clone or fork goes: `options.heap` (a KernelHeap) and budget, or the source's. */
+export function cloneTarget(
+  options: { heap?: KernelHeap; maxBytes?: number | null },
+  source: { heap: KernelHeap; maxBytes: number | null },
+): { heap: KernelHeap; maxBytes: number | null } {
+  if (options.heap !== undefined && !(options.heap instanceof KernelHeap)) {
+    throw new ValueError('clone: heap must be a KernelHeap', {
+      argument: 'heap',
+      value: options.heap,
+    });
+  }
+  return {
+    heap: options.heap ?? source.heap,
+    maxBytes: options.maxBytes === undefined ? source.maxBytes : checkMaxBytes(options.maxBytes),
+  };
+}

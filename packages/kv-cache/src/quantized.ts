@@ -1,4 +1,4 @@
-import { CacheOperationError, DisposedError, ValueError } from '@kvkit/tensor-utils';
+import { CacheOperationError, DisposedError } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { readCacheFile } from './cache-file.ts';
 import {
@@ -6,20 +6,21 @@ import {
   checkCacheOptions,
   checkLayer,
   checkLength,
-  checkMaxBytes,
   checkNextStart,
   checkPositionLimit,
   checkQuantizedOptions,
   checkRowIndex,
   checkRowList,
   checkRows,
-  checkSpans,
   checkStartPositions,
   checkUpdateLength,
+  checkViewRows,
+  cloneTarget,
   cropLayers,
   cropRows,
+  spanCounts,
 } from './checks.ts';
-import { defaultHeap, KernelHeap } from './kernel/kernel-heap.ts';
+import { defaultHeap, type KernelHeap } from './kernel/kernel-heap.ts';
 import {
   GROUP_SIZES,
   type KVView,
@@ -158,9 +159,7 @@ export class QuantizedKVCache implements KVCache {
     checkBatch(batchSize, this.maxBatchSize);
     checkUpdateLength(newPositions);
     const starts = checkStartPositions(startPos, batchSize);
-    const counts = options.spans
-      ? checkSpans(options.spans, batchSize, newPositions).count
-      : new Array<number>(batchSize).fill(newPositions);
+    const counts = spanCounts(options.spans, batchSize, newPositions);
     for (let b = 0; b < batchSize; b++) {
       const s = starts[b]!;
       const seen = this.#store.lengths[layer]![b] ?? 0;
@@ -249,12 +248,7 @@ export class QuantizedKVCache implements KVCache {
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
     const s = this.#store.layers[layer]!;
-    if (batchSize > s.rows) {
-      throw new ValueError(
-        `view: batch rows [0, ${batchSize}) requested, but layer ${layer} holds storage for ${s.rows}`,
-        { argument: 'batchSize', value: batchSize },
-      );
-    }
+    checkViewRows(batchSize, s.rows, layer);
     return s.view(this.#store.lengths[layer]!, this.#store.quantized[layer]!, batchSize);
   }
 
@@ -424,20 +418,13 @@ export class QuantizedKVCache implements KVCache {
 
   /** A new cache of this config holding copies of `rows` (row i <- rows[i]) of every layer. */
   #copy(rows: readonly number[], options: CloneOptions): QuantizedKVCache {
-    if (options.heap !== undefined && !(options.heap instanceof KernelHeap)) {
-      throw new ValueError('clone: heap must be a KernelHeap', {
-        argument: 'heap',
-        value: options.heap,
-      });
-    }
-    const maxBytes =
-      options.maxBytes === undefined ? this.maxBytes : checkMaxBytes(options.maxBytes);
+    const target = cloneTarget(options, this);
     const { nLayers, nKvHeads, headSize, maxBatchSize, bits, groupSize, residual } = this;
     const copy = new QuantizedKVCache({
       ...{ nLayers, nKvHeads, headSize, maxBatchSize, bits, groupSize, residual },
-      heap: options.heap ?? this.heap,
-      maxBytes,
+      ...target,
     });
+    const { maxBytes } = target;
     checkBudget(bytesForRows(this.#store, rows), 0, maxBytes, this.strategy);
     try {
       copyRows(this.#store, copy.#store, rows);

@@ -1,16 +1,10 @@
-import {
-  CacheCapacityError,
-  CacheOperationError,
-  DisposedError,
-  ValueError,
-} from '@kvkit/tensor-utils';
+import { CacheCapacityError, CacheOperationError, DisposedError } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   checkBatch,
   checkCacheOptions,
   checkLayer,
   checkLength,
-  checkMaxBytes,
   checkNextStart,
   checkPositionLimit,
   checkRowIndex,
@@ -19,11 +13,14 @@ import {
   checkSpans,
   checkStartPositions,
   checkUpdateLength,
+  checkViewRows,
+  cloneTarget,
   cropLayers,
   cropRows,
+  spanCounts,
 } from './checks.ts';
 import { gatherRows } from './gather-rows.ts';
-import { defaultHeap, KernelHeap } from './kernel/kernel-heap.ts';
+import { defaultHeap, type KernelHeap } from './kernel/kernel-heap.ts';
 import type { KVView, LayoutKind, RowDType } from './kernel/layout.ts';
 import type {
   CacheConfig,
@@ -142,9 +139,7 @@ export abstract class SlotKVCache implements KVCache {
     checkBatch(batchSize, this.maxBatchSize);
     checkUpdateLength(newPositions);
     const starts = checkStartPositions(startPos, batchSize);
-    const counts = options.spans
-      ? checkSpans(options.spans, batchSize, newPositions).count
-      : new Array<number>(batchSize).fill(newPositions);
+    const counts = spanCounts(options.spans, batchSize, newPositions);
     const lengths = this.lengths[layer]!;
     for (let b = 0; b < batchSize; b++) {
       const s = starts[b]!;
@@ -216,12 +211,7 @@ export abstract class SlotKVCache implements KVCache {
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
     const s = this.layers[layer]!;
-    if (batchSize > s.rows) {
-      throw new ValueError(
-        `view: batch rows [0, ${batchSize}) requested, but layer ${layer} holds storage for ${s.rows}`,
-        { argument: 'batchSize', value: batchSize },
-      );
-    }
+    checkViewRows(batchSize, s.rows, layer);
     const lengths = this.lengths[layer]!;
     let maxKeys = 0;
     for (let b = 0; b < batchSize; b++) {
@@ -433,16 +423,7 @@ export abstract class SlotKVCache implements KVCache {
 
   /** A new cache holding copies of `rows` (row i <- rows[i]) of every layer. */
   #copyRows(rows: readonly number[], options: CloneOptions): SlotKVCache {
-    if (options.heap !== undefined && !(options.heap instanceof KernelHeap)) {
-      throw new ValueError('clone: heap must be a KernelHeap', {
-        argument: 'heap',
-        value: options.heap,
-      });
-    }
-    const copy = this.emptyLike({
-      heap: options.heap ?? this.heap,
-      maxBytes: options.maxBytes === undefined ? this.maxBytes : checkMaxBytes(options.maxBytes),
-    });
+    const copy = this.emptyLike(cloneTarget(options, this));
     try {
       const growth: Growth[] = [];
       for (let l = 0; l < this.nLayers; l++) {
