@@ -33,7 +33,10 @@ function merged(parts: Timing[]): Timing {
   };
 }
 
-/** CPU time this process has used, ms (Node; null elsewhere): the machine's other load left out. */
+/**
+ * CPU time this process has used, ms (Node; null elsewhere): the machine's other load left out,
+ * V8's helper threads (garbage collection, compilation) counted in.
+ */
 function cpuMs(): number | null {
   const usage = (
     globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }
@@ -49,8 +52,8 @@ function cpuMs(): number | null {
  * group a quantized cache quantizes every 32 steps. The three caches take turns repeat by
  * repeat, so a change in the machine's load reaches all three alike, and the step-time ratios
  * are medians of each round's ratio (`wallOverFloat`). In Node each repeat's CPU time is
- * recorded too (`cpuMsPerStep`, `cpuOverFloat`), which leaves out the time other processes took
- * the CPU. 15 rounds unless `--repeats` says otherwise.
+ * recorded too (`cpuMsPerStep`, `cpuOverFloat`: the process's, helper threads included), which
+ * leaves out the time other processes took the CPU. 15 rounds unless `--repeats` says otherwise.
  */
 export const quantizedScenario: ScenarioDefinition = {
   id: 'quantized',
