@@ -4,6 +4,7 @@ import type { Measurement, Scenario, Timing } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { timeit } from '../timeit.ts';
 import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+import { layerDims } from './titles.ts';
 
 const sizes = {
   full: { contexts: [512, 2048, 8192] },
@@ -140,7 +141,7 @@ export const quantizedScenario: ScenarioDefinition = {
     }
     const result: Scenario = {
       id: 'quantized',
-      title: `${this.title}: t = ${contexts.join(', ')}`,
+      title: `Decode step and cache bytes, float32 vs int8 vs int4 (${layerDims(dims)}, B=1): t = ${contexts.join(', ')}`,
       params: {
         ...dims,
         B: 1,
