@@ -56,7 +56,7 @@ export interface KVView {
 const SUPPORTED: Readonly<Record<LayoutKind, readonly RowDType[]>> = {
   contiguous: ['float32'],
   ring: ['float32'],
-  paged: [],
+  paged: ['float32'],
 };
 
 /** Throws UnsupportedLayoutError unless the kernel reads this kind of layout with this dtype. */

@@ -1,0 +1,220 @@
+import type { KernelHeap } from '../kernel/kernel-heap.ts';
+import type { HeapRows } from '../kernel/layout.ts';
+import { PrefixIndex } from './prefix-index.ts';
+
+export interface PoolDims {
+  blockSize: number;
+  numBlocks: number;
+  nLayers: number;
+  nKvHeads: number;
+  headSize: number;
+}
+
+/** New rows as `(B, nkv, T, hs)` host arrays, or rows already in the heap. */
+export type RowSource = { keys: Float32Array; values: Float32Array; B: number } | HeapRows;
+
+/**
+ * A paged cache's blocks: one heap allocation of `numBlocks` blocks, each holding `blockSize`
+ * positions of every layer's keys and values, and what each block is doing: referenced by
+ * block tables (a count), kept unreferenced for prefix reuse (least recently used first), or
+ * empty. Block b's keys for layer l, head j, slot s are at
+ * `ptr + b·bytesPerBlock + l·2·half + j·bs·hs·4 + s·hs·4` (values `half` further on), so one
+ * layer's slot addresses are `layerKeys(l) + offset(b, s)`: a run the kernel reads in place.
+ */
+export class BlockPool {
+  readonly dims: Readonly<PoolDims>;
+  /** Key and value bytes of one block, all layers. */
+  readonly bytesPerBlock: number;
+  /** Bytes of one layer's keys in one block (its values take as many). */
+  readonly #half: number;
+  readonly #heap: KernelHeap;
+  readonly #refs: Int32Array;
+  /** Empty blocks; the lowest ids on top. */
+  readonly #free: number[];
+  /** Unreferenced blocks the prefix index still names, least recently used first. */
+  readonly #cached = new Map<number, true>();
+  readonly index = new PrefixIndex();
+  ptr = -1;
+  /** Key/value bytes copy-on-write has copied, and the blocks it copied, since construction. */
+  bytesCopied = 0;
+  blocksCopied = 0;
+
+  constructor(heap: KernelHeap, dims: PoolDims) {
+    this.#heap = heap;
+    this.dims = Object.freeze({ ...dims });
+    this.#half = dims.nKvHeads * dims.blockSize * dims.headSize * 4;
+    this.bytesPerBlock = dims.nLayers * 2 * this.#half;
+    this.#refs = new Int32Array(dims.numBlocks);
+    this.#free = Array.from({ length: dims.numBlocks }, (_, i) => dims.numBlocks - 1 - i);
+  }
+
+  get allocated(): boolean {
+    return this.ptr >= 0;
+  }
+
+  /** Takes the pool's memory from the heap (throws, changing nothing, if it cannot). */
+  allocate(): void {
+    if (!this.allocated) this.ptr = this.#heap.alloc(this.dims.numBlocks * this.bytesPerBlock);
+  }
+
+  /** Gives a pool that holds nothing yet back to the heap (a failed first use). */
+  deallocate(): void {
+    if (this.allocated) this.#heap.free(this.ptr);
+    this.ptr = -1;
+  }
+
+  bytesReserved(): number {
+    return this.allocated ? this.#heap.sizeOf(this.ptr) : 0;
+  }
+
+  refCount(block: number): number {
+    return this.#refs[block]!;
+  }
+
+  get emptyCount(): number {
+    return this.#free.length;
+  }
+
+  get cachedCount(): number {
+    return this.#cached.size;
+  }
+
+  /** Blocks a call may take: empty ones, then cached ones (evicted, least recently used first). */
+  get available(): number {
+    return this.#free.length + this.#cached.size;
+  }
+
+  /** A block for a new reference (count 1). The caller has checked `available`. */
+  take(): number {
+    let block = this.#free.pop();
+    if (block === undefined) {
+      const [oldest] = this.#cached.keys();
+      if (oldest === undefined) throw new Error('BlockPool.take: no block available'); // checked by callers
+      this.#cached.delete(oldest);
+      this.index.remove(oldest);
+      block = oldest;
+    }
+    this.#refs[block] = 1;
+    return block;
+  }
+
+  /** One more block table holds `block` (a fork, or a prefix-cache hit). */
+  retain(block: number): void {
+    if (this.#refs[block] === 0) this.#cached.delete(block);
+    this.#refs[block]! += 1;
+  }
+
+  /** One block table fewer holds `block`; unreferenced, it is cached if the index names it. */
+  release(block: number): void {
+    this.#refs[block]! -= 1;
+    if (this.#refs[block]! > 0) return;
+    if (this.index.has(block)) this.#cached.set(block, true);
+    else this.#free.push(block);
+  }
+
+  /**
+   * Copy-on-write: a new block holding the first `extent(l)` slots of every layer l of `from`.
+   * The caller has checked `available`, and releases `from` itself.
+   */
+  copy(from: number, extent: (layer: number) => number): number {
+    const to = this.take();
+    const f32 = this.#heap.f32();
+    const { nLayers, nKvHeads, blockSize, headSize: hs } = this.dims;
+    for (let l = 0; l < nLayers; l++) {
+      const n = extent(l) * hs; // floats per head
+      if (n === 0) continue;
+      for (const side of [0, this.#half]) {
+        for (let j = 0; j < nKvHeads; j++) {
+          const rel = l * 2 * this.#half + side + j * blockSize * hs * 4;
+          const src = (this.ptr + from * this.bytesPerBlock + rel) / 4;
+          f32.copyWithin((this.ptr + to * this.bytesPerBlock + rel) / 4, src, src + n);
+        }
+      }
+      this.bytesCopied += 2 * nKvHeads * n * 4;
+    }
+    this.blocksCopied++;
+    return to;
+  }
+
+  /** Byte address of layer l's keys in block 0; values are `half` bytes after the keys. */
+  layerKeys(layer: number): number {
+    return this.ptr + layer * 2 * this.#half;
+  }
+
+  layerValues(layer: number): number {
+    return this.layerKeys(layer) + this.#half;
+  }
+
+  /** Byte offset of (block, slot) from `layerKeys(l)` / `layerValues(l)`. */
+  offset(block: number, slot: number): number {
+    return block * this.bytesPerBlock + slot * this.dims.headSize * 4;
+  }
+
+  /** Bytes between one key/value head's rows and the next's, inside a block. */
+  get headStride(): number {
+    return this.dims.blockSize * this.dims.headSize * 4;
+  }
+
+  /**
+   * Copies T new positions of batch row b (from `src`) into layer l at positions
+   * [start, start + T) of the sequence whose block table is `table` (which covers them).
+   */
+  writeRows(
+    layer: number,
+    table: readonly number[],
+    start: number,
+    T: number,
+    src: RowSource,
+    b: number,
+  ): void {
+    const f32 = this.#heap.f32();
+    const { nKvHeads: nkv, blockSize: bs, headSize: hs } = this.dims;
+    const keys = this.layerKeys(layer) / 4;
+    const values = this.layerValues(layer) / 4;
+    for (let i = 0; i < T; ) {
+      const p = start + i;
+      const n = Math.min(T - i, bs - (p % bs)); // positions left in this block
+      const at = this.offset(table[Math.floor(p / bs)]!, p % bs) / 4;
+      for (let j = 0; j < nkv; j++) {
+        const dst = at + (j * this.headStride) / 4;
+        if ('ptr' in src) {
+          for (let r = 0; r < n; r++) {
+            const row = (src.ptr + b * src.batchStride + (i + r) * src.rowStride) / 4 + j * hs;
+            const k = row + src.keyOffset / 4;
+            const v = row + src.valueOffset / 4;
+            f32.copyWithin(keys + dst + r * hs, k, k + hs);
+            f32.copyWithin(values + dst + r * hs, v, v + hs);
+          }
+        } else {
+          const from = ((b * nkv + j) * T + i) * hs; // (B, nkv, T, hs): one (b, j) run is contiguous
+          f32.set(src.keys.subarray(from, from + n * hs), keys + dst);
+          f32.set(src.values.subarray(from, from + n * hs), values + dst);
+        }
+      }
+      i += n;
+    }
+  }
+
+  /** Copies `n` slots from `slot` of one block, layer and head into `dst` at float `at`. */
+  readSlots(
+    which: 'keys' | 'values',
+    layer: number,
+    block: number,
+    head: number,
+    slot: number,
+    n: number,
+    dst: Float32Array,
+    at: number,
+  ): void {
+    const base = which === 'keys' ? this.layerKeys(layer) : this.layerValues(layer);
+    const src = (base + this.offset(block, slot) + head * this.headStride) / 4;
+    dst.set(this.#heap.f32().subarray(src, src + n * this.dims.headSize), at);
+  }
+
+  /** Returns the memory to the heap. */
+  dispose(): void {
+    this.deallocate();
+    this.#cached.clear();
+    this.index.clear();
+  }
+}

@@ -1,0 +1,71 @@
+import type { KernelHeap } from '../kernel/kernel-heap.ts';
+import { RUN_BYTES } from '../kernel/layout.ts';
+
+/**
+ * One layer's run tables in the heap, the form the kernel reads: per batch row, `runs` entries
+ * of `[offset, count, firstPos, sink]` (int32), then one run count per row. A paged view has one
+ * run per block, so the tables grow with the longest sequence (geometrically: few regrowths).
+ */
+export class RunTables {
+  readonly #heap: KernelHeap;
+  ptr = -1;
+  rows = 0;
+  runs = 0;
+
+  constructor(heap: KernelHeap) {
+    this.#heap = heap;
+  }
+
+  get runStride(): number {
+    return this.runs * RUN_BYTES;
+  }
+
+  /** Byte address of the run counts (int32 per batch row), after the tables. */
+  get runCounts(): number {
+    return this.ptr + this.rows * this.runStride;
+  }
+
+  /** Makes room for `rows` x `runs`; all or nothing. Returns whether it allocated. */
+  ensure(rows: number, runs: number): boolean {
+    if (this.ptr >= 0 && rows <= this.rows && runs <= this.runs) return false;
+    const r = Math.max(rows, this.rows);
+    const n = runs <= this.runs ? this.runs : Math.max(runs, 2 * this.runs, 4);
+    const ptr = this.#heap.alloc(r * (n * RUN_BYTES + 4));
+    this.free();
+    Object.assign(this, { ptr, rows: r, runs: n });
+    return true;
+  }
+
+  /**
+   * Writes batch row b's runs for a sequence of `length` positions: one run per block of its
+   * table, `[blockOffset(block), positions in it, first position, 0]`.
+   */
+  writeRow(
+    b: number,
+    table: readonly number[],
+    length: number,
+    blockSize: number,
+    blockOffset: (block: number) => number,
+  ): void {
+    const i32 = this.#heap.i32();
+    const base = (this.ptr + b * this.runStride) / 4;
+    const count = Math.ceil(length / blockSize);
+    for (let i = 0; i < count; i++) {
+      const at = base + 4 * i;
+      i32[at] = blockOffset(table[i]!);
+      i32[at + 1] = Math.min(blockSize, length - i * blockSize);
+      i32[at + 2] = i * blockSize;
+      i32[at + 3] = 0; // a paged run is never a sink run
+    }
+    i32[this.runCounts / 4 + b] = count;
+  }
+
+  bytesReserved(): number {
+    return this.ptr >= 0 ? this.#heap.sizeOf(this.ptr) : 0;
+  }
+
+  free(): void {
+    if (this.ptr >= 0) this.#heap.free(this.ptr);
+    Object.assign(this, { ptr: -1, rows: 0, runs: 0 });
+  }
+}
