@@ -28,7 +28,7 @@ function appendAll(cache: PagedKVCache, seq: number, rowIds: number[]): void {
 }
 
 describe('PagedKVCache: block tables', () => {
-  test('blockSize 2: [1, 2, 3] + [4, 5] fills blocks 0, 1, 2; one run per block, in place', () => {
+  test('blockSize 2: [1, 2, 3] + [4, 5] fills blocks 0, 1, 2, read in place as one run', () => {
     const cache = new PagedKVCache({ ...one, blockSize: 2, numBlocks: 8 });
     append(cache, [[1, 2, 3]]); // row 0 gets a sequence of its own
     const [seq] = cache.boundSequences();
@@ -36,18 +36,16 @@ describe('PagedKVCache: block tables', () => {
     append(cache, [[4, 5]]);
     expect(cache.blockTable(seq!)).toEqual([0, 1, 2]);
     expect(held(cache, 1)).toEqual({ ids: [[1, 2, 3, 4, 5]], positions: [[0, 1, 2, 3, 4]] });
-    // A block is 2 slots x (key + value) x 1 head x 1 float: 16 bytes. Runs are block offsets.
+    // A block is 2 slots x (key + value) x 1 head x 1 float: 16 bytes. Blocks 0, 1, 2 follow
+    // each other in memory: one run of 5 positions, where the keys are.
     expect(cache.stats().bytesPerBlock).toBe(16);
-    expect(runs(cache)).toEqual([
-      [0, 2, 0, 0],
-      [16, 2, 2, 0],
-      [32, 1, 4, 0],
-    ]);
+    expect(runs(cache)).toEqual([[0, 5, 0, 0]]);
     const { layout } = cache.view(0, 1);
     expect(layout.kind).toBe('paged');
     const f32 = cache.heap.f32();
-    const slot = (offset: number) => f32[(layout.keys + offset) / 4];
-    expect([0, 4, 16, 20, 32].map(slot)).toEqual([1, 2, 3, 4, 5]); // the keys where the runs say
+    expect([0, 4, 8, 12, 16].map((offset) => f32[(layout.keys + offset) / 4])).toEqual([
+      1, 2, 3, 4, 5,
+    ]);
     cache.dispose();
   });
 
@@ -63,6 +61,11 @@ describe('PagedKVCache: block tables', () => {
     expect(cache.blockTable(b)).toEqual([0, 2]);
     expect([cache.refCount(0), cache.refCount(1), cache.refCount(2)]).toEqual([2, 1, 1]);
     expect(cache.stats()).toMatchObject({ bytesCopied: 8, blocksCopied: 1, blocksShared: 1 });
+    // b's blocks 0 and 2 are not neighbours: two runs, the second at block 2 (2 x 2 slots x 4 bytes).
+    expect(runs(cache)).toEqual([
+      [0, 2, 0, 0],
+      [16, 2, 2, 0],
+    ]);
     appendAll(cache, a, [7]); // block 1 is a's alone now: written in place
     expect(cache.stats()).toMatchObject({ bytesCopied: 8, blocksCopied: 1 });
     cache.bind([a, b]);

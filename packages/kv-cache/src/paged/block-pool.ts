@@ -14,19 +14,20 @@ export interface PoolDims {
 export type RowSource = { keys: Float32Array; values: Float32Array; B: number } | HeapRows;
 
 /**
- * A paged cache's blocks: one heap allocation of `numBlocks` blocks, each holding `blockSize`
+ * A paged cache's blocks: one heap allocation for `numBlocks` blocks, each holding `blockSize`
  * positions of every layer's keys and values, and what each block is doing: referenced by
  * block tables (a count), kept unreferenced for prefix reuse (least recently used first), or
- * empty. Block b's keys for layer l, head j, slot s are at
- * `ptr + b·bytesPerBlock + l·2·half + j·bs·hs·4 + s·hs·4` (values `half` further on), so one
- * layer's slot addresses are `layerKeys(l) + offset(b, s)`: a run the kernel reads in place.
+ * empty. Memory is `(nLayers, keys | values, nkv, numBlocks, bs, hs)`: the key of layer l,
+ * head j, block b, slot s is at `layerKeys(l) + j·headStride + offset(b, s)`, with
+ * `offset(b, s) = (b·bs + s)·hs·4`. One head's blocks follow each other, so blocks b and b + 1
+ * of a table are one run for the kernel, as contiguous as a static cache's rows.
  */
 export class BlockPool {
   readonly dims: Readonly<PoolDims>;
   /** Key and value bytes of one block, all layers. */
   readonly bytesPerBlock: number;
-  /** Bytes of one layer's keys in one block (its values take as many). */
-  readonly #half: number;
+  /** Bytes of one layer's keys in the whole pool (its values take as many). */
+  readonly #side: number;
   readonly #heap: KernelHeap;
   readonly #refs: Int32Array;
   /** Empty blocks; the lowest ids on top. */
@@ -42,8 +43,8 @@ export class BlockPool {
   constructor(heap: KernelHeap, dims: PoolDims) {
     this.#heap = heap;
     this.dims = Object.freeze({ ...dims });
-    this.#half = dims.nKvHeads * dims.blockSize * dims.headSize * 4;
-    this.bytesPerBlock = dims.nLayers * 2 * this.#half;
+    this.bytesPerBlock = dims.nLayers * 2 * dims.nKvHeads * dims.blockSize * dims.headSize * 4;
+    this.#side = dims.numBlocks * dims.nKvHeads * dims.blockSize * dims.headSize * 4;
     this.#refs = new Int32Array(dims.numBlocks);
     this.#free = Array.from({ length: dims.numBlocks }, (_, i) => dims.numBlocks - 1 - i);
   }
@@ -119,15 +120,15 @@ export class BlockPool {
   copy(from: number, extent: (layer: number) => number): number {
     const to = this.take();
     const f32 = this.#heap.f32();
-    const { nLayers, nKvHeads, blockSize, headSize: hs } = this.dims;
+    const { nLayers, nKvHeads, headSize: hs } = this.dims;
     for (let l = 0; l < nLayers; l++) {
       const n = extent(l) * hs; // floats per head
       if (n === 0) continue;
-      for (const side of [0, this.#half]) {
+      for (const base of [this.layerKeys(l), this.layerValues(l)]) {
         for (let j = 0; j < nKvHeads; j++) {
-          const rel = l * 2 * this.#half + side + j * blockSize * hs * 4;
-          const src = (this.ptr + from * this.bytesPerBlock + rel) / 4;
-          f32.copyWithin((this.ptr + to * this.bytesPerBlock + rel) / 4, src, src + n);
+          const head = base + j * this.headStride;
+          const src = (head + this.offset(from, 0)) / 4;
+          f32.copyWithin((head + this.offset(to, 0)) / 4, src, src + n);
         }
       }
       this.bytesCopied += 2 * nKvHeads * n * 4;
@@ -136,23 +137,24 @@ export class BlockPool {
     return to;
   }
 
-  /** Byte address of layer l's keys in block 0; values are `half` bytes after the keys. */
+  /** Byte address of layer l's keys (head 0, block 0, slot 0). */
   layerKeys(layer: number): number {
-    return this.ptr + layer * 2 * this.#half;
+    return this.ptr + layer * 2 * this.#side;
   }
 
+  /** Byte address of layer l's values (head 0, block 0, slot 0). */
   layerValues(layer: number): number {
-    return this.layerKeys(layer) + this.#half;
+    return this.layerKeys(layer) + this.#side;
   }
 
-  /** Byte offset of (block, slot) from `layerKeys(l)` / `layerValues(l)`. */
+  /** Byte offset of (block, slot) from a head's first slot. */
   offset(block: number, slot: number): number {
-    return block * this.bytesPerBlock + slot * this.dims.headSize * 4;
+    return (block * this.dims.blockSize + slot) * this.dims.headSize * 4;
   }
 
-  /** Bytes between one key/value head's rows and the next's, inside a block. */
+  /** Bytes between one key/value head's slots and the next head's. */
   get headStride(): number {
-    return this.dims.blockSize * this.dims.headSize * 4;
+    return this.#side / this.dims.nKvHeads;
   }
 
   /**

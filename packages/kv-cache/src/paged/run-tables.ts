@@ -3,8 +3,8 @@ import { RUN_BYTES } from '../kernel/layout.ts';
 
 /**
  * One layer's run tables in the heap, the form the kernel reads: per batch row, `runs` entries
- * of `[offset, count, firstPos, sink]` (int32), then one run count per row. A paged view has one
- * run per block, so the tables grow with the longest sequence (geometrically: few regrowths).
+ * of `[offset, count, firstPos, sink]` (int32), then one run count per row. A paged view has up
+ * to one run per block, so the tables grow with the longest sequence (geometrically).
  */
 export class RunTables {
   readonly #heap: KernelHeap;
@@ -38,7 +38,8 @@ export class RunTables {
 
   /**
    * Writes batch row b's runs for a sequence of `length` positions: one run per block of its
-   * table, `[blockOffset(block), positions in it, first position, 0]`.
+   * table, `[blockOffset(block), positions in it, first position, 0]`, except that consecutive
+   * pool blocks (b, b + 1, ...) are consecutive in memory and make one run.
    */
   writeRow(
     b: number,
@@ -49,11 +50,17 @@ export class RunTables {
   ): void {
     const i32 = this.#heap.i32();
     const base = (this.ptr + b * this.runStride) / 4;
-    const count = Math.ceil(length / blockSize);
-    for (let i = 0; i < count; i++) {
-      const at = base + 4 * i;
+    const blocks = Math.ceil(length / blockSize);
+    let count = 0;
+    for (let i = 0; i < blocks; i++) {
+      const n = Math.min(blockSize, length - i * blockSize);
+      if (i > 0 && table[i] === table[i - 1]! + 1) {
+        i32[base + 4 * (count - 1) + 1]! += n; // the previous run goes on into this block
+        continue;
+      }
+      const at = base + 4 * count++;
       i32[at] = blockOffset(table[i]!);
-      i32[at + 1] = Math.min(blockSize, length - i * blockSize);
+      i32[at + 1] = n;
       i32[at + 2] = i * blockSize;
       i32[at + 3] = 0; // a paged run is never a sink run
     }
