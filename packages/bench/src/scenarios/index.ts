@@ -4,6 +4,7 @@ import { batchScenario } from './batch.ts';
 import { capacityScenario } from './capacity.ts';
 import { contextScenario } from './context.ts';
 import { headsScenario } from './heads.ts';
+import { pagedScenario } from './paged.ts';
 import { peerTorchScenario } from './peer-torch.ts';
 import { prefillScenario } from './prefill.ts';
 import { seedScenario } from './seed.ts';
@@ -20,6 +21,7 @@ export const scenarios: readonly ScenarioDefinition[] = [
   prefillScenario,
   steadyScenario,
   strategiesScenario,
+  pagedScenario,
   backendsScenario,
   peerTorchScenario,
 ];
