@@ -37,10 +37,10 @@ import { BlockPlan, prepareWrite, register, type Sequence, trim } from './paged/
  *
  * @example
  * const cache = new PagedKVCache({ nLayers: 12, nKvHeads: 12, headSize: 64, numBlocks: 4096 });
- * const { id, reused } = cache.addSequence(promptIds); // reused: positions already cached
- * cache.bind([id]);
- * mha.useCache(cache).forward(x.slice([0, reused], ...), { useKvCache: true, startPos: reused });
- * const beam = cache.fork(id);                         // shares every block
+ * const { id, reused } = cache.addSequence(promptIds); // positions [0, reused) are cached
+ * cache.bind([id]);                                    // batch row 0 is this sequence
+ * mha.useCache(cache).forward(promptTail, { useKvCache: true, startPos: reused });
+ * const sample = cache.fork(id);                       // shares every block
  */
 export class PagedKVCache extends PagedSequences implements KVCache {
   readonly strategy = 'paged';
