@@ -3,7 +3,7 @@ import { maxAbsDiff, rand, setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { CausalSelfAttention, GPT } from '../src/index.ts';
-import { attentionFloat64, setupBackend } from './support.ts';
+import { attentionFloat64, setupBackend, weightsOf } from './support.ts';
 
 // A paged cache driven by CausalSelfAttention, unchanged: bind a sequence to batch row 0, then
 // forward as with any cache. Expected values are float64 re-computations of the no-cache
@@ -21,17 +21,10 @@ function build(implementation: 'kernel' | 'reference') {
 
 /** float64 attention of the whole (1, T, C) input, as a tensor. */
 function expected(mha: CausalSelfAttention, x: tf.Tensor): tf.Tensor {
-  const s = mha.stateDict();
-  const w = {
-    cAttnW: s['c_attn.weight'].dataSync() as Float32Array,
-    cAttnB: s['c_attn.bias'].dataSync() as Float32Array,
-    cProjW: s['c_proj.weight'].dataSync() as Float32Array,
-    cProjB: s['c_proj.bias'].dataSync() as Float32Array,
-  };
-  tf.dispose(Object.values(s));
   const shape = x.shape as [number, number, number];
   const { nHead, nKvHeads } = mha.dims;
-  const want = attentionFloat64(x.dataSync() as Float32Array, shape, nHead, nKvHeads, w);
+  const data = x.dataSync() as Float32Array;
+  const want = attentionFloat64(data, shape, nHead, nKvHeads, weightsOf(mha));
   return tf.tensor(Float32Array.from(want), shape);
 }
 

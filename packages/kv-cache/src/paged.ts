@@ -1,8 +1,10 @@
-import { CacheCapacityError, CacheOperationError, ValueError } from '@kvkit/tensor-utils';
+import { CacheCapacityError, ValueError } from '@kvkit/tensor-utils';
 import {
   checkBatch,
   checkLayer,
+  checkRowIndex,
   checkRows,
+  checkRowUpdate,
   checkStartPositions,
   checkUpdateLength,
 } from './checks.ts';
@@ -62,7 +64,7 @@ export class PagedKVCache extends PagedSequences implements KVCache {
   seqLength(layer = 0, row = 0): number {
     this.checkAlive();
     checkLayer(layer, this.nLayers);
-    this.checkRowIndex(row);
+    checkRowIndex(row, this.maxBatchSize);
     return this.rowSequence(row, 'seqLength')?.lengths[layer] ?? 0;
   }
 
@@ -90,25 +92,12 @@ export class PagedKVCache extends PagedSequences implements KVCache {
     for (let b = 0; b < batchSize; b++) {
       const seq = this.rowSequence(b, 'update');
       const s = starts[b]!;
-      const seen = seq?.lengths[layer] ?? 0;
-      if (s > seen) {
-        throw new ValueError(
-          `startPos ${s} of batch row ${b} would leave a gap: it has seen positions [0, ${seen}), so startPos must be <= ${seen}`,
-          { argument: 'startPos', value: s },
-        );
-      }
-      if (s < seen && !options.crop) {
-        throw new CacheOperationError(
-          `batch row ${b} has seen ${seen} positions; an update at startPos ${s} would overwrite [${s}, ${seen}): crop(${s}) first`,
-          { strategy: this.strategy, operation: 'update' },
-        );
-      }
-      if (s + newPositions > this.maxPosition) {
-        throw new CacheCapacityError(
-          `startPos + T = ${s} + ${newPositions} = ${s + newPositions} exceeds the pool's ${this.maxPosition} positions (numBlocks x blockSize)`,
-          { capacity: this.maxPosition, requested: s + newPositions },
-        );
-      }
+      checkRowUpdate(b, s, seq?.lengths[layer] ?? 0, newPositions, {
+        crop: options.crop ?? false,
+        strategy: this.strategy,
+        limit: this.maxPosition,
+        limitLabel: 'numBlocks x blockSize',
+      });
       plan.write(seq, layer, s, s + newPositions, options.crop ? s : undefined);
     }
     plan.check('update');
@@ -281,7 +270,7 @@ export class PagedKVCache extends PagedSequences implements KVCache {
     }
     if (options.layer !== undefined) checkLayer(options.layer, this.nLayers);
     const rows = options.rows ?? this.bound.map((_, b) => b);
-    for (const b of rows) this.checkRowIndex(b);
+    for (const b of rows) checkRowIndex(b, this.maxBatchSize);
     const seqs = rows.map((b) => this.rowSequence(b, 'crop')).filter((s) => s !== null);
     const layers = options.layer === undefined ? this.#allLayers() : [options.layer];
     return { layers, seqs };

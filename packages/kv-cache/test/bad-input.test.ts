@@ -350,7 +350,7 @@ const specific: Record<string, Bad[]> = {
       'a write past what the pool can hold',
       (c) => c.update(0, { keys: keep(t([1, 1, 13, 1])), values: keep(t([1, 1, 13, 1])) }, 4),
       CacheCapacityError,
-      /4 \+ 13 = 17 exceeds the pool's 16 positions \(numBlocks x blockSize\)/,
+      /4 \+ 13 = 17 exceeds the capacity \(numBlocks x blockSize\) 16/,
     ],
     [
       'a write needing more blocks than are free',

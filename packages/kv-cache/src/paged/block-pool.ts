@@ -28,6 +28,8 @@ export class BlockPool {
   readonly bytesPerBlock: number;
   /** Bytes of one layer's keys in the whole pool (its values take as many). */
   readonly #side: number;
+  /** Bytes of one head's key (or value) at one position. */
+  readonly #rowBytes: number;
   readonly #heap: KernelHeap;
   readonly #refs: Int32Array;
   /** Empty blocks; the lowest ids on top. */
@@ -45,6 +47,7 @@ export class BlockPool {
     this.dims = Object.freeze({ ...dims });
     this.bytesPerBlock = dims.nLayers * 2 * dims.nKvHeads * dims.blockSize * dims.headSize * 4;
     this.#side = dims.numBlocks * dims.nKvHeads * dims.blockSize * dims.headSize * 4;
+    this.#rowBytes = dims.headSize * 4;
     this.#refs = new Int32Array(dims.numBlocks);
     this.#free = Array.from({ length: dims.numBlocks }, (_, i) => dims.numBlocks - 1 - i);
   }
@@ -119,19 +122,21 @@ export class BlockPool {
    */
   copy(from: number, extent: (layer: number) => number): number {
     const to = this.take();
-    const f32 = this.#heap.f32();
-    const { nLayers, nKvHeads, headSize: hs } = this.dims;
+    const { nLayers, nKvHeads } = this.dims;
     for (let l = 0; l < nLayers; l++) {
-      const n = extent(l) * hs; // floats per head
-      if (n === 0) continue;
+      const bytes = extent(l) * this.#rowBytes;
+      if (bytes === 0) continue;
       for (const base of [this.layerKeys(l), this.layerValues(l)]) {
-        for (let j = 0; j < nKvHeads; j++) {
-          const head = base + j * this.headStride;
-          const src = (head + this.offset(from, 0)) / 4;
-          f32.copyWithin((head + this.offset(to, 0)) / 4, src, src + n);
-        }
+        // Per head, a block's slots are contiguous: one copy per head.
+        this.#heap.copyRows(
+          { ptr: base + this.offset(from, 0), rowStride: 0, headStride: this.headStride },
+          { ptr: base + this.offset(to, 0), rowStride: 0, headStride: this.headStride },
+          1,
+          nKvHeads,
+          bytes,
+        );
       }
-      this.bytesCopied += 2 * nKvHeads * n * 4;
+      this.bytesCopied += 2 * nKvHeads * bytes;
     }
     this.blocksCopied++;
     return to;
@@ -169,28 +174,34 @@ export class BlockPool {
     src: RowSource,
     b: number,
   ): void {
-    const f32 = this.#heap.f32();
     const { nKvHeads: nkv, blockSize: bs, headSize: hs } = this.dims;
-    const keys = this.layerKeys(layer) / 4;
-    const values = this.layerValues(layer) / 4;
+    const rowBytes = this.#rowBytes;
     for (let i = 0; i < T; ) {
       const p = start + i;
       const n = Math.min(T - i, bs - (p % bs)); // positions left in this block
-      const at = this.offset(table[Math.floor(p / bs)]!, p % bs) / 4;
-      for (let j = 0; j < nkv; j++) {
-        const dst = at + (j * this.headStride) / 4;
-        if ('ptr' in src) {
-          for (let r = 0; r < n; r++) {
-            const row = (src.ptr + b * src.batchStride + (i + r) * src.rowStride) / 4 + j * hs;
-            const k = row + src.keyOffset / 4;
-            const v = row + src.valueOffset / 4;
-            f32.copyWithin(keys + dst + r * hs, k, k + hs);
-            f32.copyWithin(values + dst + r * hs, v, v + hs);
-          }
-        } else {
+      const at = this.offset(table[Math.floor(p / bs)]!, p % bs);
+      if ('ptr' in src) {
+        // One kernel call per block and side: n rows of every head.
+        const row = src.ptr + b * src.batchStride + i * src.rowStride;
+        for (const [base, offset] of [
+          [this.layerKeys(layer), src.keyOffset],
+          [this.layerValues(layer), src.valueOffset],
+        ] as const) {
+          this.#heap.copyRows(
+            { ptr: row + offset, rowStride: src.rowStride, headStride: rowBytes },
+            { ptr: base + at, rowStride: rowBytes, headStride: this.headStride },
+            n,
+            nkv,
+            rowBytes,
+          );
+        }
+      } else {
+        const f32 = this.#heap.f32();
+        for (let j = 0; j < nkv; j++) {
+          const dst = (at + j * this.headStride) / 4;
           const from = ((b * nkv + j) * T + i) * hs; // (B, nkv, T, hs): one (b, j) run is contiguous
-          f32.set(src.keys.subarray(from, from + n * hs), keys + dst);
-          f32.set(src.values.subarray(from, from + n * hs), values + dst);
+          f32.set(src.keys.subarray(from, from + n * hs), this.layerKeys(layer) / 4 + dst);
+          f32.set(src.values.subarray(from, from + n * hs), this.layerValues(layer) / 4 + dst);
         }
       }
       i += n;

@@ -265,19 +265,6 @@ export abstract class PagedSequences {
     }
   }
 
-  protected checkRowIndex(row: number): void {
-    if (
-      !Number.isInteger(row) ||
-      row < 0 ||
-      (this.maxBatchSize !== null && row >= this.maxBatchSize)
-    ) {
-      throw new ValueError(
-        `batch row ${row} is out of range${this.maxBatchSize === null ? '' : `: this cache holds ${this.maxBatchSize} row(s)`}`,
-        { argument: 'row', value: row },
-      );
-    }
-  }
-
   protected checkAlive(): void {
     if (this.#disposed) throw new DisposedError('PagedKVCache');
   }
