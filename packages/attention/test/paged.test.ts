@@ -83,7 +83,7 @@ describe.each(['kernel', 'reference'] as const)(
       const a = cache.addSequence().id;
       cache.bind([a]);
       run(m, common, 0, 10).dispose();
-      const b = cache.fork(a);
+      const b = cache.forkSequence(a);
       let worst = 0;
       for (const seq of [a, b]) {
         cache.bind([seq]);
@@ -104,6 +104,46 @@ describe.each(['kernel', 'reference'] as const)(
     });
   },
 );
+
+describe('sequences of different lengths in one batch', () => {
+  test('three bound sequences decode together with a start position per row', () => {
+    const cache = new PagedKVCache({ ...dims, blockSize: 4, numBlocks: 32 });
+    const m = build('kernel').useCache(cache);
+    setSeed(12);
+    const inputs = [5, 9, 12].map((n) => rand([1, n + 4, 8])); // each: its prompt, then 4 tokens
+    const ids = inputs.map((x, s) => {
+      const { id } = cache.addSequence();
+      cache.bind([id]);
+      const n = x.shape[1]! - 4;
+      run(m, tf.slice(x, [0, 0, 0], [1, n, 8]), 0, n).dispose();
+      return { id, n, s };
+    });
+    cache.bind(ids.map((r) => r.id));
+    const outs: tf.Tensor[][] = [[], [], []];
+    for (let i = 0; i < 4; i++) {
+      const step = tf.concat(
+        ids.map((r) => tf.slice(inputs[r.s]!, [0, r.n + i, 0], [1, 1, 8])),
+        0,
+      );
+      const y = m.forward(step, { useKvCache: true, startPos: ids.map((r) => r.n + i) }); // (3, 1, C)
+      for (const r of ids) outs[r.s]!.push(tf.slice(y, [r.s, 0, 0], [1, 1, 8]));
+      tf.dispose([step, y]);
+    }
+    let worst = 0;
+    for (const r of ids) {
+      const got = tf.concat(outs[r.s]!, 1);
+      const want = expected(m, inputs[r.s]!);
+      const tail = tf.slice(want, [0, r.n, 0], [1, 4, 8]);
+      worst = Math.max(worst, maxAbsDiff(got, tail));
+      tf.dispose([got, want, tail, ...outs[r.s]!]);
+    }
+    expect(worst).toBeLessThanOrEqual(1e-5);
+    expect(ids.map((r) => cache.sequenceLength(r.id))).toEqual([9, 13, 16]);
+    tf.dispose(inputs);
+    m.dispose();
+    cache.dispose();
+  });
+});
 
 describe('a paged cache shared by two layers', () => {
   test('a cached prompt is reused once both layers have written it, and equals the no-cache forward', () => {

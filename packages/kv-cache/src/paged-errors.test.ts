@@ -40,11 +40,11 @@ function setup() {
   const a = cache.addSequence([1, 2, 3, 4, 5]).id;
   cache.bind([a]);
   for (const l of [0, 1]) append(cache, [[1, 2, 3, 4, 5]], l);
-  const b = cache.fork(a);
+  const b = cache.forkSequence(a);
   cache.bind([b]);
   for (const l of [0, 1]) append(cache, [[6]], l);
   const gone = cache.addSequence().id;
-  cache.free(gone);
+  cache.freeSequence(gone);
   return { cache, a, b, gone };
 }
 
@@ -52,25 +52,25 @@ type Ctx = ReturnType<typeof setup>;
 const bad: [string, (c: Ctx) => unknown, new (...args: never[]) => Error, RegExp][] = [
   [
     'a fork of an unknown sequence',
-    (c) => c.cache.fork(99),
+    (c) => c.cache.forkSequence(99),
     SequenceError,
-    /fork: sequence 99 is unknown to this cache/,
+    /forkSequence: sequence 99 is unknown to this cache/,
   ],
   [
     'a fork of a freed sequence',
-    (c) => c.cache.fork(c.gone),
+    (c) => c.cache.forkSequence(c.gone),
     SequenceError,
-    /fork: sequence 3 was freed/,
+    /forkSequence: sequence 3 was freed/,
   ],
   [
     'freeing a freed sequence',
-    (c) => c.cache.free(c.gone),
+    (c) => c.cache.freeSequence(c.gone),
     SequenceError,
-    /free: sequence 3 was freed/,
+    /freeSequence: sequence 3 was freed/,
   ],
   [
     'a fork of a non-integer id',
-    (c) => c.cache.fork(1.5),
+    (c) => c.cache.forkSequence(1.5),
     SequenceError,
     /sequence 1.5 is unknown/,
   ],
@@ -140,7 +140,7 @@ const bad: [string, (c: Ctx) => unknown, new (...args: never[]) => Error, RegExp
     (c) => {
       const s = c.cache.addSequence().id;
       c.cache.bind([s]);
-      c.cache.free(s);
+      c.cache.freeSequence(s);
       const k = tf.zeros([1, 1, 1, 1]);
       try {
         return c.cache.update(0, { keys: k, values: k }, 0);
@@ -189,14 +189,14 @@ describe('PagedKVCache: bad input', () => {
 
   test('the errors carry their data', () => {
     const { cache, gone } = setup();
-    const s = catchError(() => cache.fork(gone)) as SequenceError;
+    const s = catchError(() => cache.forkSequence(gone)) as SequenceError;
     expect([s.name, s.sequence, s.state, s.argument]).toEqual([
       'SequenceError',
       gone,
       'freed',
       'sequence',
     ]);
-    expect((catchError(() => cache.fork(99)) as SequenceError).state).toBe('unknown');
+    expect((catchError(() => cache.forkSequence(99)) as SequenceError).state).toBe('unknown');
     cache.bind([cache.addSequence().id]);
     const k = tf.zeros([1, 1, 9, 1]);
     const o = catchError(() => cache.update(0, { keys: k, values: k }, 0)) as OutOfBlocksError;
@@ -263,7 +263,7 @@ describe('PagedKVCache: bad input', () => {
     cache.dispose(); // idempotent
     for (const call of [
       () => cache.addSequence(),
-      () => cache.fork(a),
+      () => cache.forkSequence(a),
       () => cache.bind([]),
       () => cache.stats(),
       () => cache.seqLength(),

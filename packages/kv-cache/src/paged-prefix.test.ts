@@ -85,12 +85,12 @@ describe('PagedKVCache: prefix caching', () => {
   test('freed prompts stay cached; the pool evicts the least recently used, tails first', () => {
     const cache = new PagedKVCache({ ...one, blockSize: 2, numBlocks: 4 });
     const a = prompt(cache, [1, 2, 3, 4, 5]); // blocks [1,2] [3,4] cached, [5] partial
-    cache.free(a.id);
+    cache.freeSequence(a.id);
     expect(cache.stats()).toMatchObject({ blocksUsed: 0, blocksCached: 2, blocksFree: 2 });
     const b = prompt(cache, [7, 7, 7, 7, 7, 7]); // 3 blocks: the 2 free ones and 1 evicted
     expect(b.reused).toBe(0);
     expect(cache.stats()).toMatchObject({ blocksUsed: 3, blocksCached: 1, blocksFree: 0 });
-    cache.free(b.id); // [7,7] [7,7] are cached now, more recently than [1,2]
+    cache.freeSequence(b.id); // [7,7] [7,7] are cached now, more recently than [1,2]
     const c = prompt(cache, [1, 2, 3, 4, 5]); // [3,4] was evicted first, so only [1,2] is left
     expect(c.reused).toBe(2);
     cache.bind([c.id]);

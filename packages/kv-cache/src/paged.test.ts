@@ -53,7 +53,7 @@ describe('PagedKVCache: block tables', () => {
     const cache = new PagedKVCache({ ...one, blockSize: 2, numBlocks: 8 });
     const { id: a } = cache.addSequence();
     appendAll(cache, a, [1, 2, 3]);
-    const b = cache.fork(a);
+    const b = cache.forkSequence(a);
     expect(cache.blockTable(b)).toEqual(cache.blockTable(a));
     expect([cache.refCount(0), cache.refCount(1)]).toEqual([2, 2]);
     expect(cache.stats()).toMatchObject({ blocksUsed: 2, blocksShared: 2, bytesCopied: 0 });
@@ -88,7 +88,7 @@ describe('PagedKVCache: block tables', () => {
     const pool = cache.view(0, 1).layout.keys;
     const before = heap.f32().slice(pool / 4, pool / 4 + (200 * cache.stats().bytesPerBlock) / 4);
     const allocated = heap.bytesAllocated();
-    const forks = Array.from({ length: 8 }, () => cache.fork(id));
+    const forks = Array.from({ length: 8 }, () => cache.forkSequence(id));
     const table = cache.blockTable(id);
     expect(table).toHaveLength(63); // ceil(1000 / 16)
     for (const f of forks) expect(cache.blockTable(f)).toEqual(table);

@@ -1,295 +1,195 @@
-import { CacheCapacityError, ValueError } from '@kvkit/tensor-utils';
-import {
-  checkBatch,
-  checkLayer,
-  checkRowIndex,
-  checkRows,
-  checkRowUpdate,
-  checkStartPositions,
-  checkUpdateLength,
-} from './checks.ts';
-import type { KVView } from './kernel/layout.ts';
-import type {
-  CropOptions,
-  KVCache,
-  KVReadResult,
-  KVRows,
-  StartPositions,
-  Visibility,
-} from './kv-cache.ts';
-import { type PagedKVCacheOptions, PagedSequences } from './paged/paged-sequences.ts';
-import { readRows } from './paged/read-rows.ts';
-import { RunTables } from './paged/run-tables.ts';
-import { BlockPlan, prepareWrite, register, type Sequence, trim } from './paged/sequence.ts';
+import { ValueError } from '@kvkit/tensor-utils';
+import { checkMaxBytes, checkRowList } from './checks.ts';
+import { KernelHeap } from './kernel/kernel-heap.ts';
+import type { CacheConfig, CloneOptions, KVCache } from './kv-cache.ts';
+import { loadSequences, readSequencesFile, saveSequences } from './paged/paged-file.ts';
+import { PagedRows } from './paged/paged-rows.ts';
+import type { PagedKVCacheOptions } from './paged/paged-sequences.ts';
+import { blocksFor, register, type Sequence } from './paged/sequence.ts';
 
 /**
  * A paged cache (vLLM's PagedAttention): one pool of `numBlocks` fixed-size blocks shared by
  * every sequence and layer, a block table per sequence, reference-counted blocks. Sequences
- * are first-class: `addSequence`, `fork` (shares every block), `free`; a write into a block
- * another table holds copies that block first (copy-on-write), never the others. With prefix
- * caching, a full block is keyed by (its parent block's key, its token ids), and a new
- * sequence whose prompt starts with a cached prefix reuses those blocks and skips their
+ * are first-class: `addSequence`, `forkSequence` (shares every block), `freeSequence`; a write
+ * into a block another table holds copies that block first (copy-on-write), never the others.
+ * With prefix caching, a full block is keyed by (its parent block's key, its token ids), and a
+ * new sequence whose prompt starts with a cached prefix reuses those blocks and skips their
  * prefill; unreferenced cached blocks are evicted least recently used when the pool runs out.
  *
  * The KVCache contract speaks of batch rows: `bind([a, b])` makes rows 0 and 1 mean sequences
  * a and b for `update` / `view` / `read` / `crop` / `seqLength` until the next bind (a write to
  * a row past the binding gives that row a new sequence). The kernel reads keys and values in
  * place through the block tables: one run per block, no gather into a contiguous copy.
- * Memory: `numBlocks x blockSize x bytesPerToken()` for the pool, allocated on first use.
+ * `reorder` rebinds rows, sharing blocks (no key or value is copied); `clone`, `fork` and
+ * `load` build or fill pools of their own. Memory: `numBlocks x blockSize x bytesPerToken()`
+ * for the pool, allocated on first use.
  *
  * @example
  * const cache = new PagedKVCache({ nLayers: 12, nKvHeads: 12, headSize: 64, numBlocks: 4096 });
  * const { id, reused } = cache.addSequence(promptIds); // positions [0, reused) are cached
  * cache.bind([id]);                                    // batch row 0 is this sequence
  * mha.useCache(cache).forward(promptTail, { useKvCache: true, startPos: reused });
- * const sample = cache.fork(id);                       // shares every block
+ * const sample = cache.forkSequence(id);               // shares every block
  */
-export class PagedKVCache extends PagedSequences implements KVCache {
-  readonly strategy = 'paged';
-  readonly layoutKind = 'paged';
-  readonly dtype = 'float32';
-  readonly visibility: Visibility = { window: null, sinks: 0 };
-  /** One sequence may take the whole pool. */
-  readonly maxPosition: number;
-  readonly maxSlots: number;
-  readonly #tables: RunTables[];
-
+export class PagedKVCache extends PagedRows implements KVCache {
   constructor(options: PagedKVCacheOptions) {
     super(options);
-    this.maxPosition = this.numBlocks * this.blockSize;
-    this.maxSlots = this.maxPosition;
-    this.#tables = Array.from({ length: this.nLayers }, () => new RunTables(this.heap));
-  }
-
-  seqLength(layer = 0, row = 0): number {
-    this.checkAlive();
-    checkLayer(layer, this.nLayers);
-    checkRowIndex(row, this.maxBatchSize);
-    return this.rowSequence(row, 'seqLength')?.lengths[layer] ?? 0;
-  }
-
-  slotsHeld(layer = 0, row = 0): number {
-    return this.seqLength(layer, row);
-  }
-
-  maxUpdateLength(): number {
-    return Number.POSITIVE_INFINITY;
-  }
-
-  checkUpdate(
-    layer: number,
-    batchSize: number,
-    startPos: StartPositions,
-    newPositions: number,
-    options: { crop?: boolean; inPieces?: boolean } = {},
-  ): void {
-    this.checkAlive();
-    checkLayer(layer, this.nLayers);
-    checkBatch(batchSize, this.maxBatchSize);
-    checkUpdateLength(newPositions);
-    const starts = checkStartPositions(startPos, batchSize);
-    const plan = new BlockPlan(this.pool);
-    for (let b = 0; b < batchSize; b++) {
-      const seq = this.rowSequence(b, 'update');
-      const s = starts[b]!;
-      checkRowUpdate(b, s, seq?.lengths[layer] ?? 0, newPositions, {
-        crop: options.crop ?? false,
-        strategy: this.strategy,
-        limit: this.maxPosition,
-        limitLabel: 'numBlocks x blockSize',
-      });
-      plan.write(seq, layer, s, s + newPositions, options.crop ? s : undefined);
-    }
-    plan.check('update');
-  }
-
-  reserve(layer: number, batchSize: number, length: number): void {
-    this.checkAlive();
-    checkLayer(layer, this.nLayers);
-    checkBatch(batchSize, this.maxBatchSize);
-    if (!Number.isInteger(length) || length < 0) {
-      throw new ValueError(`reserve: length must be a non-negative integer, got ${length}`, {
-        argument: 'length',
-        value: length,
-      });
-    }
-    if (length > this.maxPosition) {
-      throw new CacheCapacityError(
-        `reserve: ${length} positions exceed the pool's ${this.maxPosition} (numBlocks x blockSize)`,
-        { capacity: this.maxPosition, requested: length },
-      );
-    }
-    const plan = new BlockPlan(this.pool);
-    const rows = Array.from({ length: batchSize }, (_, b) => this.rowSequence(b, 'reserve'));
-    for (const seq of rows) plan.write(seq, layer, seq?.lengths[layer] ?? 0, length);
-    plan.check('reserve');
-    this.#allocate(layer, batchSize, Math.ceil(length / this.blockSize)); // the last step that may fail
-    this.bindNewRows(batchSize);
-    for (let b = 0; b < batchSize; b++) {
-      const seq = this.rowSequence(b, 'reserve')!;
-      prepareWrite(this.pool, seq, seq.lengths[layer]!, length);
-    }
-  }
-
-  update(layer: number, rows: KVRows, startPos: StartPositions): KVView {
-    this.checkAlive();
-    const { batchSize: B, T } = checkRows(rows, this.nKvHeads, this.headSize, this.heap);
-    this.checkUpdate(layer, B, startPos, T);
-    const starts = checkStartPositions(startPos, B);
-    const host =
-      'ptr' in rows
-        ? rows
-        : {
-            keys: rows.keys.dataSync() as Float32Array,
-            values: rows.values.dataSync() as Float32Array,
-            B,
-          };
-    this.#allocate(layer, B, Math.ceil((Math.max(...starts) + T) / this.blockSize)); // the last step that may fail
-    this.bindNewRows(B);
-    for (let b = 0; b < B; b++) {
-      const seq = this.rowSequence(b, 'update')!;
-      const s = starts[b]!;
-      prepareWrite(this.pool, seq, s, s + T);
-      this.pool.writeRows(layer, seq.table, s, T, host, b);
-      seq.lengths[layer] = s + T;
-      if (this.prefixCaching) register(this.pool, seq);
-    }
-    return this.view(layer, B);
-  }
-
-  view(layer: number, batchSize: number): KVView {
-    this.checkAlive();
-    checkLayer(layer, this.nLayers);
-    checkBatch(batchSize, this.maxBatchSize);
-    if (batchSize > this.bound.length) {
-      throw new ValueError(
-        `view: batch rows [0, ${batchSize}) requested, but ${this.bound.length} row(s) are bound to sequences`,
-        { argument: 'batchSize', value: batchSize },
-      );
-    }
-    const seqs = Array.from({ length: batchSize }, (_, b) => this.rowSequence(b, 'view')!);
-    const maxKeys = Math.max(...seqs.map((s) => s.lengths[layer]!));
-    this.#allocate(layer, batchSize, Math.ceil(maxKeys / this.blockSize));
-    const runs = this.#tables[layer]!;
-    const bs = this.blockSize;
-    seqs.forEach((seq, b) => {
-      runs.writeRow(b, seq.table, seq.lengths[layer]!, bs, (block) => this.pool.offset(block, 0));
-    });
-    return {
-      heap: this.heap,
-      batchSize,
-      maxKeys,
-      layout: {
-        kind: this.layoutKind,
-        dtype: this.dtype,
-        nKvHeads: this.nKvHeads,
-        headSize: this.headSize,
-        keys: this.pool.layerKeys(layer),
-        values: this.pool.layerValues(layer),
-        headStride: this.pool.headStride,
-        rowStride: this.headSize * 4,
-        runs: runs.ptr,
-        runStride: runs.runStride,
-        runCounts: runs.runCounts,
-        window: null,
-      },
-    };
-  }
-
-  read(layer: number, batchSize: number): KVReadResult {
-    this.checkAlive();
-    checkLayer(layer, this.nLayers);
-    checkBatch(batchSize, this.maxBatchSize);
-    const seqs = Array.from({ length: batchSize }, (_, b) => this.rowSequence(b, 'read'));
-    return readRows(this.pool, layer, seqs);
-  }
-
-  /** A paged cache can always crop; this checks the arguments. */
-  checkCrop(length: number, options: CropOptions = {}): void {
-    this.#cropTargets(length, options);
   }
 
   /**
-   * Forgets positions >= length of the given batch rows' sequences (all bound rows by default),
-   * in one layer or all, and their token ids at those positions. Blocks no layer needs any more
-   * go back to the pool (a shared one stays with its other tables).
+   * The settings `save()` records and `clone()` copies. `prefixCaching` is not among them (it
+   * changes no stored row): a cache built from a file caches prefixes unless told otherwise.
    */
-  crop(length: number, options: CropOptions = {}): void {
-    const { layers, seqs } = this.#cropTargets(length, options);
-    for (const seq of seqs) this.#cropSequence(seq, length, layers);
+  config(): CacheConfig {
+    const { nLayers, nKvHeads, headSize, maxBatchSize, blockSize, numBlocks } = this;
+    return { nLayers, nKvHeads, headSize, maxBatchSize, blockSize, numBlocks };
   }
 
-  /** Forgets every position of every sequence, in one layer or all; the pool stays allocated. */
-  reset(layer?: number): void {
+  /**
+   * Rebinds the batch (beam search): row b now means the sequence row `indices[b]` meant. A row
+   * taken twice gets a fork of its sequence (every block shared: no key or value is copied, a
+   * later write copies the block it writes into); a bound sequence no row takes any more is
+   * freed; rows past `indices.length` are no longer bound (seqLength 0).
+   */
+  reorder(indices: readonly number[]): void {
     this.checkAlive();
-    if (layer !== undefined) checkLayer(layer, this.nLayers);
-    const layers = layer === undefined ? this.#allLayers() : [layer];
-    for (const seq of this.live.values()) this.#cropSequence(seq, 0, layers);
+    const rows = checkRowList(indices, this.maxBatchSize, 'reorder');
+    const sources = rows.map((r) => this.rowSequence(r, 'reorder'));
+    const kept = new Set<Sequence>();
+    const next = sources.map((seq) => {
+      if (seq === null) return this.emptySequence();
+      if (kept.has(seq)) return this.shareSequence(seq);
+      kept.add(seq);
+      return seq;
+    });
+    for (const id of new Set(this.bound)) {
+      const seq = this.live.get(id);
+      if (seq && !kept.has(seq)) this.dropSequence(seq);
+    }
+    this.bound = next.map((s) => s.id);
   }
 
-  /** Key/value bytes of the slots holding a position, all layers; a shared slot counts once. */
-  bytesUsed(): number {
-    if (this.isDisposed) return 0;
-    return this.slotsUsed() * 2 * this.nKvHeads * this.headSize * 4;
-  }
-
-  bytesReserved(): number {
-    return this.pool.bytesReserved() + this.#tables.reduce((n, t) => n + t.bytesReserved(), 0);
-  }
-
-  bytesPerToken(): number {
-    return 2 * this.nLayers * this.nKvHeads * this.headSize * 4;
-  }
-
-  dispose(): void {
-    if (this.isDisposed) return;
-    this.pool.dispose();
-    for (const t of this.#tables) t.free();
-    this.markDisposed();
-  }
-
-  /** The pool (on first use) and layer's run tables for `rows` x `runs`: all or nothing. */
-  #allocate(layer: number, rows: number, runs: number): void {
-    const fresh = !this.pool.allocated;
-    this.pool.allocate();
+  /**
+   * A new paged cache that is a copy of this one: every sequence (same ids), binding, block,
+   * prefix-cache entry and statistic, its pool copied whole. On `options.heap` (this heap by
+   * default), under `options.maxBytes` (this budget by default).
+   */
+  clone(options: CloneOptions = {}): PagedKVCache {
+    this.checkAlive();
+    const copy = this.#emptyLike(options, 'clone');
     try {
-      this.#tables[layer]!.ensure(rows, Math.max(runs, 1));
+      if (this.pool.allocated) copy.allocate(null);
+      this.copyInto(copy);
+      return copy;
     } catch (error) {
-      if (fresh) this.pool.deallocate();
+      copy.dispose();
       throw error;
     }
   }
 
-  #cropTargets(length: number, options: CropOptions): { layers: number[]; seqs: Sequence[] } {
+  /**
+   * A new paged cache whose batch row i holds a copy of row `rows[i]` of this one, in every
+   * layer. The blocks the rows hold are copied once each (rows that shared a block share its
+   * copy; a row taken twice shares all of them); token ids go along, and the copy's prefix
+   * cache starts with their full blocks.
+   */
+  fork(rows: number | readonly number[], options: CloneOptions = {}): PagedKVCache {
     this.checkAlive();
-    if (!Number.isInteger(length) || length < 0) {
-      throw new ValueError(`crop: length must be a non-negative integer, got ${length}`, {
-        argument: 'length',
-        value: length,
+    const list = checkRowList(typeof rows === 'number' ? [rows] : rows, this.maxBatchSize, 'fork');
+    const sources = list.map((r) => this.rowSequence(r, 'fork'));
+    const copy = this.#emptyLike(options, 'fork');
+    try {
+      copy.allocate(null);
+      const blocks = new Map<number, number>(); // this pool's block -> the copy's
+      const made = new Map<Sequence, Sequence>();
+      copy.bound = sources.map((src) => {
+        if (src === null) return copy.emptySequence().id;
+        const twin = made.get(src);
+        if (twin) return copy.shareSequence(twin).id;
+        const seq = copy.emptySequence();
+        seq.lengths = src.lengths.slice();
+        seq.table = src.table.slice(0, blocksFor(src.lengths, this.blockSize)).map((b) => {
+          const mine = blocks.get(b);
+          if (mine !== undefined) {
+            copy.pool.retain(mine);
+            return mine;
+          }
+          const fresh = copy.pool.take();
+          copy.pool.copyBlockFrom(this.pool, b, fresh);
+          blocks.set(b, fresh);
+          return fresh;
+        });
+        seq.tokens = src.tokens.fork();
+        if (copy.prefixCaching) register(copy.pool, seq);
+        made.set(src, seq);
+        return seq.id;
+      });
+      return copy;
+    } catch (error) {
+      copy.dispose();
+      throw error;
+    }
+  }
+
+  /** The bound rows as a kvkit cache file (docs/operations/save-format.md). */
+  save(): Uint8Array {
+    this.checkAlive();
+    const rows = this.bound.map((_, b) => this.rowSequence(b, 'save')!);
+    return saveSequences(this.pool, rows, {
+      strategy: this.strategy,
+      dtype: this.dtype,
+      config: this.config(),
+    });
+  }
+
+  /**
+   * Replaces every sequence with the file's rows: row b becomes a new sequence bound to row b,
+   * in blocks of its own; the prefix cache is emptied (a file records no token ids). The whole
+   * file is checked, and the pool allocated, before anything changes.
+   */
+  load(bytes: Uint8Array): void {
+    this.checkAlive();
+    const file = readSequencesFile(bytes, {
+      strategy: this.strategy,
+      dtype: this.dtype,
+      config: this.config(),
+      maxPosition: this.maxPosition,
+      numBlocks: this.numBlocks,
+      blockSize: this.blockSize,
+    });
+    if (file.blocks > 0) this.allocate(null); // the last step that may fail
+    this.dropEverything();
+    const rows = Array.from({ length: file.rows }, (_, b) => {
+      const seq = this.emptySequence();
+      seq.lengths = file.lengths.map((l) => l[b]!);
+      const n = blocksFor(seq.lengths, this.blockSize);
+      seq.table = Array.from({ length: n }, () => this.pool.take());
+      return seq;
+    });
+    loadSequences(this.pool, file, rows);
+    this.bound = rows.map((s) => s.id);
+  }
+
+  /** An empty cache of this config and prefix-caching setting, for clone and fork. */
+  #emptyLike(options: CloneOptions, operation: string): PagedKVCache {
+    if (options.heap !== undefined && !(options.heap instanceof KernelHeap)) {
+      throw new ValueError(`${operation}: heap must be a KernelHeap`, {
+        argument: 'heap',
+        value: options.heap,
       });
     }
-    if (options.layer !== undefined) checkLayer(options.layer, this.nLayers);
-    const rows = options.rows ?? this.bound.map((_, b) => b);
-    for (const b of rows) checkRowIndex(b, this.maxBatchSize);
-    const seqs = rows.map((b) => this.rowSequence(b, 'crop')).filter((s) => s !== null);
-    const layers = options.layer === undefined ? this.#allLayers() : [options.layer];
-    return { layers, seqs };
-  }
-
-  #cropSequence(seq: Sequence, length: number, layers: readonly number[]): void {
-    let changed = false;
-    for (const l of layers) {
-      if (seq.lengths[l]! > length) {
-        seq.lengths[l] = length;
-        changed = true;
-      }
-    }
-    seq.tokens.truncate(length);
-    seq.keys.length = Math.min(seq.keys.length, Math.floor(length / this.blockSize));
-    if (changed) trim(this.pool, seq);
-  }
-
-  #allLayers(): number[] {
-    return Array.from({ length: this.nLayers }, (_, l) => l);
+    return new PagedKVCache({
+      nLayers: this.nLayers,
+      nKvHeads: this.nKvHeads,
+      headSize: this.headSize,
+      blockSize: this.blockSize,
+      numBlocks: this.numBlocks,
+      maxBatchSize: this.maxBatchSize ?? undefined,
+      prefixCaching: this.prefixCaching,
+      heap: options.heap ?? this.heap,
+      maxBytes: options.maxBytes === undefined ? this.maxBytes : checkMaxBytes(options.maxBytes),
+    });
   }
 }
+
+export type { PagedKVCacheOptions };

@@ -204,12 +204,12 @@ function schedule(d: Dims, ops: Op[], seed: number, tally: Tally): void {
     } else if (o.kind === 'fork' && m && live.length < 16) {
       live.push({
         ...m,
-        id: cache.fork(m.id),
+        id: cache.forkSequence(m.id),
         tokens: m.tokens.slice(),
         lengths: m.lengths.slice(),
       });
     } else if (o.kind === 'free' && m) {
-      cache.free(m.id);
+      cache.freeSequence(m.id);
       live.splice(live.indexOf(m), 1);
     } else if (o.kind === 'crop' && m) {
       const to = Math.floor(o.rewind * Math.max(...m.lengths));
@@ -222,7 +222,7 @@ function schedule(d: Dims, ops: Op[], seed: number, tally: Tally): void {
     worst = Math.max(worst, check(cache, heap, dense, d, live, history, ++salt));
   }
   tally.copied += cache.stats().bytesCopied;
-  for (const m of live.splice(0)) cache.free(m.id);
+  for (const m of live.splice(0)) cache.freeSequence(m.id);
   const s = cache.stats();
   expect([s.blocksUsed, s.blocksShared, s.blocksCached + s.blocksFree]).toEqual([
     0,

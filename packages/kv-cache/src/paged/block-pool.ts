@@ -11,7 +11,7 @@ export interface PoolDims {
 }
 
 /** New rows as `(B, nkv, T, hs)` host arrays, or rows already in the heap. */
-export type RowSource = { keys: Float32Array; values: Float32Array; B: number } | HeapRows;
+export type RowSource = { keys: Float32Array; values: Float32Array; T: number } | HeapRows;
 
 /**
  * A paged cache's blocks: one heap allocation for `numBlocks` blocks, each holding `blockSize`
@@ -54,6 +54,11 @@ export class BlockPool {
 
   get allocated(): boolean {
     return this.ptr >= 0;
+  }
+
+  /** Bytes the pool's memory takes in the heap once allocated. */
+  bytesNeeded(): number {
+    return Math.max(16, Math.ceil((this.dims.numBlocks * this.bytesPerBlock) / 16) * 16);
   }
 
   /** Takes the pool's memory from the heap (throws, changing nothing, if it cannot). */
@@ -163,26 +168,28 @@ export class BlockPool {
   }
 
   /**
-   * Copies T new positions of batch row b (from `src`) into layer l at positions
-   * [start, start + T) of the sequence whose block table is `table` (which covers them).
+   * Copies `count` new positions of batch row b (columns [first, first + count) of `src`) into
+   * layer l at positions [start, start + count) of the sequence whose block table is `table`
+   * (which covers them).
    */
   writeRows(
     layer: number,
     table: readonly number[],
     start: number,
-    T: number,
+    count: number,
     src: RowSource,
     b: number,
+    first = 0,
   ): void {
     const { nKvHeads: nkv, blockSize: bs, headSize: hs } = this.dims;
     const rowBytes = this.#rowBytes;
-    for (let i = 0; i < T; ) {
+    for (let i = 0; i < count; ) {
       const p = start + i;
-      const n = Math.min(T - i, bs - (p % bs)); // positions left in this block
+      const n = Math.min(count - i, bs - (p % bs)); // positions left in this block
       const at = this.offset(table[Math.floor(p / bs)]!, p % bs);
       if ('ptr' in src) {
         // One kernel call per block and side: n rows of every head.
-        const row = src.ptr + b * src.batchStride + i * src.rowStride;
+        const row = src.ptr + b * src.batchStride + (first + i) * src.rowStride;
         for (const [base, offset] of [
           [this.layerKeys(layer), src.keyOffset],
           [this.layerValues(layer), src.valueOffset],
@@ -199,7 +206,7 @@ export class BlockPool {
         const f32 = this.#heap.f32();
         for (let j = 0; j < nkv; j++) {
           const dst = (at + j * this.headStride) / 4;
-          const from = ((b * nkv + j) * T + i) * hs; // (B, nkv, T, hs): one (b, j) run is contiguous
+          const from = ((b * nkv + j) * src.T + first + i) * hs; // (B, nkv, T, hs): a (b, j) run is contiguous
           f32.set(src.keys.subarray(from, from + n * hs), this.layerKeys(layer) / 4 + dst);
           f32.set(src.values.subarray(from, from + n * hs), this.layerValues(layer) / 4 + dst);
         }
@@ -208,20 +215,75 @@ export class BlockPool {
     }
   }
 
-  /** Copies `n` slots from `slot` of one block, layer and head into `dst` at float `at`. */
-  readSlots(
+  /** Every cached block becomes empty, and the prefix index forgets them all. */
+  forgetCached(): void {
+    for (const block of this.#cached.keys()) this.#free.push(block);
+    this.#cached.clear();
+    this.index.clear();
+    this.#free.sort((a, b) => b - a); // the lowest ids on top again
+  }
+
+  /**
+   * Makes this pool (same dims, allocated if `src` is) a copy of `src`, possibly in another heap: every
+   * block's memory, reference count and state, the prefix index and the copy counters.
+   */
+  copyFrom(src: BlockPool): void {
+    const bytes = this.dims.numBlocks * this.bytesPerBlock;
+    if (src.allocated)
+      this.#heap.u8().set(src.#heap.u8().subarray(src.ptr, src.ptr + bytes), this.ptr);
+    this.#refs.set(src.#refs);
+    this.#free.splice(0, this.#free.length, ...src.#free);
+    this.#cached.clear();
+    for (const block of src.#cached.keys()) this.#cached.set(block, true);
+    this.index.copyFrom(src.index);
+    this.bytesCopied = src.bytesCopied;
+    this.blocksCopied = src.blocksCopied;
+  }
+
+  /** Copies every layer's keys and values of block `from` of `src` (any heap) into block `to`. */
+  copyBlockFrom(src: BlockPool, from: number, to: number): void {
+    const { nLayers, nKvHeads } = this.dims;
+    const n = this.dims.blockSize * this.#rowBytes;
+    const srcU8 = src.#heap.u8();
+    const dstU8 = this.#heap.u8();
+    for (let l = 0; l < nLayers; l++) {
+      for (const side of [0, this.#side]) {
+        for (let j = 0; j < nKvHeads; j++) {
+          const a = src.layerKeys(l) + side + j * this.headStride + src.offset(from, 0);
+          dstU8.set(
+            srcU8.subarray(a, a + n),
+            this.layerKeys(l) + side + j * this.headStride + this.offset(to, 0),
+          );
+        }
+      }
+    }
+  }
+
+  /** The bytes of `n` slots from `slot` of one block, layer and head (a view of the heap). */
+  slotBytes(
     which: 'keys' | 'values',
     layer: number,
     block: number,
     head: number,
     slot: number,
     n: number,
-    dst: Float32Array,
-    at: number,
+  ): Uint8Array {
+    const base = which === 'keys' ? this.layerKeys(layer) : this.layerValues(layer);
+    const at = base + head * this.headStride + this.offset(block, slot);
+    return this.#heap.u8().subarray(at, at + n * this.#rowBytes);
+  }
+
+  /** Writes `bytes` (whole slots) from `slot` of one block, layer and head. */
+  setSlotBytes(
+    which: 'keys' | 'values',
+    layer: number,
+    block: number,
+    head: number,
+    slot: number,
+    bytes: Uint8Array,
   ): void {
     const base = which === 'keys' ? this.layerKeys(layer) : this.layerValues(layer);
-    const src = (base + this.offset(block, slot) + head * this.headStride) / 4;
-    dst.set(this.#heap.f32().subarray(src, src + n * this.dims.headSize), at);
+    this.#heap.u8().set(bytes, base + head * this.headStride + this.offset(block, slot));
   }
 
   /** Returns the memory to the heap. */

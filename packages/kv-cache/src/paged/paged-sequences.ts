@@ -6,7 +6,7 @@ import { BlockPool } from './block-pool.ts';
 import { SequenceError } from './errors.ts';
 import { ROOT_KEY } from './prefix-index.ts';
 import { newSequence, register, releaseAll, type Sequence } from './sequence.ts';
-import { type PagedCacheStats, poolStats, slotsUsed } from './stats.ts';
+import { type PagedCacheStats, poolStats } from './stats.ts';
 import { checkTokens } from './token-list.ts';
 
 export interface PagedKVCacheOptions extends KVCacheOptions {
@@ -34,6 +34,7 @@ export abstract class PagedSequences {
   readonly headSize: number;
   readonly heap: KernelHeap;
   readonly maxBatchSize: number | null;
+  readonly maxBytes: number | null;
   readonly blockSize: number;
   readonly numBlocks: number;
   readonly prefixCaching: boolean;
@@ -52,6 +53,7 @@ export abstract class PagedSequences {
     this.nKvHeads = o.nKvHeads;
     this.headSize = o.headSize;
     this.maxBatchSize = o.maxBatchSize;
+    this.maxBytes = o.maxBytes;
     this.blockSize = positiveInteger({ blockSize: options.blockSize ?? 16 }, 'blockSize', {
       max: 65536,
     })!;
@@ -122,16 +124,8 @@ export abstract class PagedSequences {
    * A new sequence holding exactly what `sequence` holds, sharing every block (no key or value
    * is copied: O(blocks)). A later write into a shared block copies that block first.
    */
-  fork(sequence: number): number {
-    const src = this.sequence(sequence, 'fork');
-    const seq = newSequence(this.#nextId++, this.nLayers, this.blockSize);
-    seq.lengths = src.lengths.slice();
-    seq.table = src.table.slice(0, Math.ceil(Math.max(...src.lengths) / this.blockSize));
-    for (const block of seq.table) this.pool.retain(block);
-    seq.tokens = src.tokens.fork();
-    seq.keys = src.keys.slice();
-    this.live.set(seq.id, seq);
-    return seq.id;
+  forkSequence(sequence: number): number {
+    return this.shareSequence(this.sequence(sequence, 'forkSequence')).id;
   }
 
   /**
@@ -139,10 +133,8 @@ export abstract class PagedSequences {
    * a cached full block stays cached until evicted). A batch row bound to it is unusable until
    * the next `bind`.
    */
-  free(sequence: number): void {
-    const seq = this.sequence(sequence, 'free');
-    releaseAll(this.pool, seq);
-    this.live.delete(seq.id);
+  freeSequence(sequence: number): void {
+    this.dropSequence(this.sequence(sequence, 'freeSequence'));
   }
 
   /** Records the ids of the sequence's next tokens (positions from its known ids on). */
@@ -231,11 +223,6 @@ export abstract class PagedSequences {
     });
   }
 
-  /** Slots holding a position, summed over layers; a slot several sequences share counts once. */
-  protected slotsUsed(): number {
-    return slotsUsed(this.pool, this.live.values());
-  }
-
   /** The live sequence `id`, or a SequenceError naming what was asked of it. */
   protected sequence(id: number, operation: string): Sequence {
     this.checkAlive();
@@ -258,11 +245,61 @@ export abstract class PagedSequences {
 
   /** Binds rows [bound, B) to new, empty sequences (a write reached them). */
   protected bindNewRows(batchSize: number): void {
-    while (this.bound.length < batchSize) {
-      const seq = newSequence(this.#nextId++, this.nLayers, this.blockSize);
-      this.live.set(seq.id, seq);
-      this.bound.push(seq.id);
+    while (this.bound.length < batchSize) this.bound.push(this.emptySequence().id);
+  }
+
+  /** A new, empty live sequence. */
+  protected emptySequence(): Sequence {
+    const seq = newSequence(this.#nextId++, this.nLayers, this.blockSize);
+    this.live.set(seq.id, seq);
+    return seq;
+  }
+
+  /** A new live sequence sharing every block of `src` (a fork: no key or value is copied). */
+  protected shareSequence(src: Sequence): Sequence {
+    const seq = this.emptySequence();
+    seq.lengths = src.lengths.slice();
+    seq.table = src.table.slice(0, Math.ceil(Math.max(...src.lengths) / this.blockSize));
+    for (const block of seq.table) this.pool.retain(block);
+    seq.tokens = src.tokens.fork();
+    seq.keys = src.keys.slice();
+    return seq;
+  }
+
+  /** Forgets a live sequence, giving its blocks back. */
+  protected dropSequence(seq: Sequence): void {
+    releaseAll(this.pool, seq);
+    this.live.delete(seq.id);
+  }
+
+  /** Forgets every sequence and the prefix cache: every block is free again. */
+  protected dropEverything(): void {
+    for (const seq of this.live.values()) releaseAll(this.pool, seq);
+    this.live.clear();
+    this.bound = [];
+    this.pool.forgetCached();
+  }
+
+  /**
+   * Makes `target` (a cache of the same dims, its pool allocated) a copy of this one: every
+   * sequence (same ids, tables, token ids), the binding, the blocks and their memory, the
+   * prefix cache and the counters.
+   */
+  protected copyInto(target: PagedSequences): void {
+    target.pool.copyFrom(this.pool);
+    for (const seq of this.live.values()) {
+      target.live.set(seq.id, {
+        id: seq.id,
+        lengths: seq.lengths.slice(),
+        table: seq.table.slice(),
+        tokens: seq.tokens.fork(),
+        keys: seq.keys.slice(),
+      });
     }
+    target.bound = this.bound.slice();
+    target.#nextId = this.#nextId;
+    target.#hits = this.#hits;
+    target.#misses = this.#misses;
   }
 
   protected checkAlive(): void {

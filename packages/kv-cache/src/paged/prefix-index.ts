@@ -60,6 +60,14 @@ export class PrefixIndex {
     this.#entries.clear();
     this.#keyOfBlock.clear();
   }
+
+  /** Makes this index a copy of `src` (same keys, key ids and blocks). */
+  copyFrom(src: PrefixIndex): void {
+    this.clear();
+    for (const [k, e] of src.#entries) this.#entries.set(k, { ...e });
+    for (const [b, k] of src.#keyOfBlock) this.#keyOfBlock.set(b, k);
+    this.#nextId = src.#nextId;
+  }
 }
 
 function key(parent: number, tokens: Int32Array): string {

@@ -26,8 +26,13 @@ export function readRows(
       const block = seq!.table[p / bs]!;
       for (let j = 0; j < nkv; j++) {
         const dst = ((b * nkv + j) * t + p) * hs;
-        pool.readSlots('keys', layer, block, j, 0, count, k, dst);
-        pool.readSlots('values', layer, block, j, 0, count, v, dst);
+        for (const [which, out] of [
+          ['keys', k],
+          ['values', v],
+        ] as const) {
+          const bytes = pool.slotBytes(which, layer, block, j, 0, count); // 4-byte aligned
+          out.set(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4), dst);
+        }
       }
     }
     for (let p = 0; p < n; p++) positions[b * t + p] = p;

@@ -27,13 +27,28 @@ export class RunTables {
 
   /** Makes room for `rows` x `runs`; all or nothing. Returns whether it allocated. */
   ensure(rows: number, runs: number): boolean {
-    if (this.ptr >= 0 && rows <= this.rows && runs <= this.runs) return false;
-    const r = Math.max(rows, this.rows);
-    const n = runs <= this.runs ? this.runs : Math.max(runs, 2 * this.runs, 4);
-    const ptr = this.#heap.alloc(r * (n * RUN_BYTES + 4));
+    const size = this.#sizeFor(rows, runs);
+    if (size === null) return false;
+    const ptr = this.#heap.alloc(size.rows * (size.runs * RUN_BYTES + 4));
     this.free();
-    Object.assign(this, { ptr, rows: r, runs: n });
+    Object.assign(this, { ptr, ...size });
     return true;
+  }
+
+  /** The bytes `ensure(rows, runs)` would add to what the tables reserve (0 if none). */
+  growth(rows: number, runs: number): number {
+    const size = this.#sizeFor(rows, runs);
+    if (size === null) return 0;
+    const bytes = Math.max(16, Math.ceil((size.rows * (size.runs * RUN_BYTES + 4)) / 16) * 16);
+    return bytes - this.bytesReserved();
+  }
+
+  #sizeFor(rows: number, runs: number): { rows: number; runs: number } | null {
+    if (this.ptr >= 0 && rows <= this.rows && runs <= this.runs) return null;
+    return {
+      rows: Math.max(rows, this.rows),
+      runs: runs <= this.runs ? this.runs : Math.max(runs, 2 * this.runs, 4),
+    };
   }
 
   /**

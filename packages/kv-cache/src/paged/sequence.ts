@@ -66,6 +66,28 @@ export function trim(pool: BlockPool, seq: Sequence): void {
 }
 
 /**
+ * Forgets positions >= length in the given layers, and the token ids from `length` on; blocks
+ * no layer needs any more go back to the pool (a shared one stays with its other tables).
+ */
+export function cropSequence(
+  pool: BlockPool,
+  seq: Sequence,
+  length: number,
+  layers: readonly number[],
+): void {
+  let changed = false;
+  for (const l of layers) {
+    if (seq.lengths[l]! > length) {
+      seq.lengths[l] = length;
+      changed = true;
+    }
+  }
+  seq.tokens.truncate(length);
+  seq.keys.length = Math.min(seq.keys.length, Math.floor(length / pool.dims.blockSize));
+  if (changed) trim(pool, seq);
+}
+
+/**
  * Releases every block of the table, the last one first: unreferenced cached blocks are
  * evicted least recently used first, so a prefix's tail goes before its head.
  */
