@@ -1,5 +1,6 @@
 import {
   CacheCapacityError,
+  CacheOperationError,
   DisposedError,
   DTypeError,
   ShapeError,
@@ -179,6 +180,51 @@ export function checkBatch(batchSize: number, maxBatchSize: number | null): void
       capacity: maxBatchSize,
       requested: batchSize,
     });
+  }
+}
+
+/** A batch row index, below maxBatchSize when there is one. */
+export function checkRowIndex(row: number, maxBatchSize: number | null): void {
+  if (!Number.isInteger(row) || row < 0 || (maxBatchSize !== null && row >= maxBatchSize)) {
+    throw new ValueError(
+      `batch row ${row} is out of range${maxBatchSize === null ? '' : `: this cache holds ${maxBatchSize} row(s)`}`,
+      { argument: 'row', value: row },
+    );
+  }
+}
+
+/**
+ * One batch row's part of `checkUpdate`, the same for every strategy: no gap past the `seen`
+ * positions, no overwrite below them unless the update crops first (then `checkCrop` says
+ * whether the strategy can), no position past `limit` (`limitLabel` says what bounds it).
+ */
+export function checkRowUpdate(
+  row: number,
+  start: number,
+  seen: number,
+  newPositions: number,
+  o: { crop: boolean; strategy: string; limit: number; limitLabel: string; checkCrop?: () => void },
+): void {
+  if (start > seen) {
+    throw new ValueError(
+      `startPos ${start} of batch row ${row} would leave a gap: it has seen positions [0, ${seen}), so startPos must be <= ${seen}`,
+      { argument: 'startPos', value: start },
+    );
+  }
+  if (start < seen) {
+    if (!o.crop) {
+      throw new CacheOperationError(
+        `batch row ${row} has seen ${seen} positions; an update at startPos ${start} would overwrite [${start}, ${seen}): crop(${start}) first`,
+        { strategy: o.strategy, operation: 'update' },
+      );
+    }
+    o.checkCrop?.();
+  }
+  if (start + newPositions > o.limit) {
+    throw new CacheCapacityError(
+      `startPos + T = ${start} + ${newPositions} = ${start + newPositions} exceeds the capacity (${o.limitLabel}) ${o.limit}`,
+      { capacity: o.limit, requested: start + newPositions },
+    );
   }
 }
 

@@ -10,8 +10,10 @@ import {
   checkCacheOptions,
   checkLayer,
   checkMaxBytes,
+  checkRowIndex,
   checkRowList,
   checkRows,
+  checkRowUpdate,
   checkSpans,
   checkStartPositions,
   checkUpdateLength,
@@ -113,7 +115,7 @@ export abstract class SlotKVCache implements KVCache {
   seqLength(layer = 0, row = 0): number {
     this.checkAlive();
     checkLayer(layer, this.nLayers);
-    this.#checkRowIndex(row);
+    checkRowIndex(row, this.maxBatchSize);
     return this.lengths[layer]![row] ?? 0;
   }
 
@@ -145,28 +147,13 @@ export abstract class SlotKVCache implements KVCache {
       const s = starts[b]!;
       const n = counts[b]!;
       const seen = lengths[b] ?? 0;
-      if (s > seen) {
-        throw new ValueError(
-          `startPos ${s} of batch row ${b} would leave a gap: it has seen positions [0, ${seen}), so startPos must be <= ${seen}`,
-          { argument: 'startPos', value: s },
-        );
-      }
-      if (s < seen) {
-        if (!options.crop) {
-          throw new CacheOperationError(
-            `batch row ${b} has seen ${seen} positions; an update at startPos ${s} would overwrite [${s}, ${seen}): crop(${s}) first`,
-            { strategy: this.strategy, operation: 'update' },
-          );
-        }
-        this.#checkCropRow(b, seen, s);
-      }
-      const limit = this.maxPosition ?? MAX_POSITION; // positions are int32 in the kernel
-      if (s + n > limit) {
-        throw new CacheCapacityError(
-          `startPos + T = ${s} + ${n} = ${s + n} exceeds the capacity ${this.maxPosition === null ? '(the int32 position limit)' : '(blockSize)'} ${limit}`,
-          { capacity: limit, requested: s + n },
-        );
-      }
+      checkRowUpdate(b, s, seen, n, {
+        crop: options.crop ?? false,
+        strategy: this.strategy,
+        limit: this.maxPosition ?? MAX_POSITION, // positions are int32 in the kernel
+        limitLabel: this.maxPosition === null ? 'the int32 position limit' : 'blockSize',
+        checkCrop: () => this.#checkCropRow(b, seen, s),
+      });
     }
     const most = this.maxUpdateLength(layer, starts, batchSize);
     const longest = Math.max(...counts);
@@ -502,19 +489,6 @@ export abstract class SlotKVCache implements KVCache {
     }
   }
 
-  #checkRowIndex(row: number): void {
-    if (
-      !Number.isInteger(row) ||
-      row < 0 ||
-      (this.maxBatchSize !== null && row >= this.maxBatchSize)
-    ) {
-      throw new ValueError(
-        `batch row ${row} is out of range${this.maxBatchSize === null ? '' : `: this cache holds ${this.maxBatchSize} row(s)`}`,
-        { argument: 'row', value: row },
-      );
-    }
-  }
-
   #layersOf(options: CropOptions): number[] {
     if (options.layer === undefined) return Array.from({ length: this.nLayers }, (_, l) => l);
     checkLayer(options.layer, this.nLayers);
@@ -523,7 +497,7 @@ export abstract class SlotKVCache implements KVCache {
 
   #rowsOf(options: CropOptions, known: number): readonly number[] {
     if (options.rows === undefined) return Array.from({ length: known }, (_, b) => b);
-    for (const b of options.rows) this.#checkRowIndex(b);
+    for (const b of options.rows) checkRowIndex(b, this.maxBatchSize);
     return options.rows;
   }
 }

@@ -9,6 +9,7 @@ import {
   KernelHeap,
   type KVCache,
   loadCache,
+  PagedKVCache,
   SinkKVCache,
   SlidingWindowKVCache,
   StaticKVCache,
@@ -61,6 +62,11 @@ const strategies: Strategy[] = [
     'sink',
     (d, heap) => new SinkKVCache({ ...base(d, heap), sinkTokens: d.sinks, window: d.window }),
     (d) => ({ window: d.window, sinks: d.sinks }),
+  ],
+  [
+    'paged',
+    (d, heap) => new PagedKVCache({ ...base(d, heap), blockSize: d.window, numBlocks: 400 }),
+    causal,
   ],
 ];
 

@@ -5,6 +5,7 @@ import { capacityScenario } from './capacity.ts';
 import { contextScenario } from './context.ts';
 import { headsScenario } from './heads.ts';
 import { peerOrtNodeScenario, peerOrtWebScenario } from './peer-ort.ts';
+import { pagedScenario } from './paged.ts';
 import { peerTorchScenario } from './peer-torch.ts';
 import { prefillScenario } from './prefill.ts';
 import { seedScenario } from './seed.ts';
@@ -21,6 +22,7 @@ export const scenarios: readonly ScenarioDefinition[] = [
   prefillScenario,
   steadyScenario,
   strategiesScenario,
+  pagedScenario,
   backendsScenario,
   peerTorchScenario,
   peerOrtWebScenario,
