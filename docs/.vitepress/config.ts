@@ -35,6 +35,7 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
       { text: 'Dynamic cache', link: '/concepts/dynamic-cache' },
       { text: 'Sliding-window cache', link: '/concepts/sliding-window' },
       { text: 'Sink cache', link: '/concepts/sink-cache' },
+      { text: 'Paged cache', link: '/concepts/paged-cache' },
       { text: 'Quantized cache', link: '/concepts/quantized-cache' },
     ],
   },

@@ -1,4 +1,4 @@
-import type { CacheSpec, Visibility } from '@kvkit/kv-cache';
+import { type CacheSpec, PagedKVCache, type Visibility } from '@kvkit/kv-cache';
 import { maxAbsDiff, rand, setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
@@ -28,6 +28,11 @@ const specs: [
     'sink',
     (w, s) => ({ strategy: 'sink', window: w, sinkTokens: s }),
     (w, s) => ({ window: w, sinks: s }),
+  ],
+  [
+    'paged',
+    (w) => (s) => new PagedKVCache({ ...s, blockSize: w, numBlocks: 2 * s.blockSize }),
+    () => ({ window: null, sinks: 0 }),
   ],
 ];
 

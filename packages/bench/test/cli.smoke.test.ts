@@ -42,6 +42,7 @@ describe('kvbench --quick', () => {
       'prefill',
       'steady',
       'strategies',
+      'paged',
       'quantized',
       'backends',
       'peer-torch',

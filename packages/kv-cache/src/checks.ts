@@ -183,6 +183,51 @@ export function checkBatch(batchSize: number, maxBatchSize: number | null): void
   }
 }
 
+/** A batch row index, below maxBatchSize when there is one. */
+export function checkRowIndex(row: number, maxBatchSize: number | null): void {
+  if (!Number.isInteger(row) || row < 0 || (maxBatchSize !== null && row >= maxBatchSize)) {
+    throw new ValueError(
+      `batch row ${row} is out of range${maxBatchSize === null ? '' : `: this cache holds ${maxBatchSize} row(s)`}`,
+      { argument: 'row', value: row },
+    );
+  }
+}
+
+/**
+ * One batch row's part of `checkUpdate`, the same for every strategy: no gap past the `seen`
+ * positions, no overwrite below them unless the update crops first (then `checkCrop` says
+ * whether the strategy can), no position past `limit` (`limitLabel` says what bounds it).
+ */
+export function checkRowUpdate(
+  row: number,
+  start: number,
+  seen: number,
+  newPositions: number,
+  o: { crop: boolean; strategy: string; limit: number; limitLabel: string; checkCrop?: () => void },
+): void {
+  if (start > seen) {
+    throw new ValueError(
+      `startPos ${start} of batch row ${row} would leave a gap: it has seen positions [0, ${seen}), so startPos must be <= ${seen}`,
+      { argument: 'startPos', value: start },
+    );
+  }
+  if (start < seen) {
+    if (!o.crop) {
+      throw new CacheOperationError(
+        `batch row ${row} has seen ${seen} positions; an update at startPos ${start} would overwrite [${start}, ${seen}): crop(${start}) first`,
+        { strategy: o.strategy, operation: 'update' },
+      );
+    }
+    o.checkCrop?.();
+  }
+  if (start + newPositions > o.limit) {
+    throw new CacheCapacityError(
+      `startPos + T = ${start} + ${newPositions} = ${start + newPositions} exceeds the capacity (${o.limitLabel}) ${o.limit}`,
+      { capacity: o.limit, requested: start + newPositions },
+    );
+  }
+}
+
 export function checkUpdateLength(newPositions: number): void {
   if (!Number.isInteger(newPositions) || newPositions < 1) {
     throw new ShapeError(`T must be at least 1 new position, got ${newPositions}`, {
@@ -312,16 +357,6 @@ export function checkRows(
   return { batchSize: B, T };
 }
 
-/** A batch row index a cache of `maxBatchSize` rows (null: unbounded) can have. */
-export function checkRowIndex(row: number, maxBatchSize: number | null): void {
-  if (!Number.isInteger(row) || row < 0 || (maxBatchSize !== null && row >= maxBatchSize)) {
-    throw new ValueError(
-      `batch row ${row} is out of range${maxBatchSize === null ? '' : `: this cache holds ${maxBatchSize} row(s)`}`,
-      { argument: 'row', value: row },
-    );
-  }
-}
-
 /** A length for `crop` or `reserve`: a non-negative integer. */
 export function checkLength(call: 'crop' | 'reserve', length: number): void {
   if (!Number.isInteger(length) || length < 0) {
@@ -348,44 +383,6 @@ export function cropRows(
   if (options.rows === undefined) return Array.from({ length: known }, (_, b) => b);
   for (const b of options.rows) checkRowIndex(b, maxBatchSize);
   return options.rows;
-}
-
-/**
- * An update of batch row b at startPos s, when the row has seen `seen` positions: a gap is a
- * ValueError; an overwrite is a CacheOperationError unless the caller crops first (`crop`).
- * Returns whether the row must be cropped to s first.
- */
-export function checkNextStart(
-  b: number,
-  s: number,
-  seen: number,
-  crop: boolean | undefined,
-  strategy: string,
-): boolean {
-  if (s > seen) {
-    throw new ValueError(
-      `startPos ${s} of batch row ${b} would leave a gap: it has seen positions [0, ${seen}), so startPos must be <= ${seen}`,
-      { argument: 'startPos', value: s },
-    );
-  }
-  if (s < seen && !crop) {
-    throw new CacheOperationError(
-      `batch row ${b} has seen ${seen} positions; an update at startPos ${s} would overwrite [${s}, ${seen}): crop(${s}) first`,
-      { strategy, operation: 'update' },
-    );
-  }
-  return s < seen;
-}
-
-/** Positions [s, s + T) must stay below the cache's maxPosition, or the int32 limit when unbounded. */
-export function checkPositionLimit(s: number, T: number, maxPosition: number | null): void {
-  const limit = maxPosition ?? MAX_POSITION; // positions are int32 in the kernel
-  if (s + T > limit) {
-    throw new CacheCapacityError(
-      `startPos + T = ${s} + ${T} = ${s + T} exceeds the capacity ${maxPosition === null ? '(the int32 position limit)' : '(blockSize)'} ${limit}`,
-      { capacity: limit, requested: s + T },
-    );
-  }
 }
 
 /** A QuantizedKVCache's own settings: bits 8 or 4, groupSize a power of two, residual >= 0. */

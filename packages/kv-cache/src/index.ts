@@ -39,6 +39,9 @@ export type {
   Visibility,
 } from './kv-cache.ts';
 export { inspectCacheFile, type LoadCacheOptions, loadCache } from './load-cache.ts';
+export { OutOfBlocksError, SequenceError } from './paged/errors.ts';
+export type { PagedCacheStats } from './paged/stats.ts';
+export { PagedKVCache, type PagedKVCacheOptions } from './paged.ts';
 export {
   type ErrorStats,
   type QuantizationErrorOptions,

@@ -4,6 +4,7 @@ import { checkMaxBytes } from './checks.ts';
 import { DynamicKVCache } from './dynamic.ts';
 import { KernelHeap } from './kernel/kernel-heap.ts';
 import type { KVCache } from './kv-cache.ts';
+import { PagedKVCache } from './paged.ts';
 import { SinkKVCache } from './sink.ts';
 import { SlidingWindowKVCache } from './sliding-window.ts';
 import { StaticKVCache } from './static.ts';
@@ -23,6 +24,7 @@ const strategies: Readonly<Record<string, Build>> = {
   dynamic: (c) => new DynamicKVCache(c as never),
   'sliding-window': (c) => new SlidingWindowKVCache(c as never),
   sink: (c) => new SinkKVCache(c as never),
+  paged: (c) => new PagedKVCache(c as never),
 };
 
 /**

@@ -6,18 +6,18 @@ import {
   checkCacheOptions,
   checkLayer,
   checkLength,
-  checkNextStart,
-  checkPositionLimit,
   checkQuantizedOptions,
   checkRowIndex,
   checkRowList,
   checkRows,
+  checkRowUpdate,
   checkStartPositions,
   checkUpdateLength,
   checkViewRows,
   cloneTarget,
   cropLayers,
   cropRows,
+  MAX_POSITION,
   spanCounts,
 } from './checks.ts';
 import { defaultHeap, type KernelHeap } from './kernel/kernel-heap.ts';
@@ -163,8 +163,13 @@ export class QuantizedKVCache implements KVCache {
     for (let b = 0; b < batchSize; b++) {
       const s = starts[b]!;
       const seen = this.#store.lengths[layer]![b] ?? 0;
-      if (checkNextStart(b, s, seen, options.crop, this.strategy)) this.#checkCropRow(layer, b, s);
-      checkPositionLimit(s, counts[b]!, null);
+      checkRowUpdate(b, s, seen, counts[b]!, {
+        crop: options.crop ?? false,
+        strategy: this.strategy,
+        limit: MAX_POSITION, // positions are int32 in the kernel
+        limitLabel: 'the int32 position limit',
+        checkCrop: () => this.#checkCropRow(layer, b, s),
+      });
     }
   }
 

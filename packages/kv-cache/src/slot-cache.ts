@@ -5,11 +5,11 @@ import {
   checkCacheOptions,
   checkLayer,
   checkLength,
-  checkNextStart,
-  checkPositionLimit,
+  checkMaxBytes,
   checkRowIndex,
   checkRowList,
   checkRows,
+  checkRowUpdate,
   checkSpans,
   checkStartPositions,
   checkUpdateLength,
@@ -17,6 +17,7 @@ import {
   cloneTarget,
   cropLayers,
   cropRows,
+  MAX_POSITION,
   spanCounts,
 } from './checks.ts';
 import { gatherRows } from './gather-rows.ts';
@@ -145,8 +146,13 @@ export abstract class SlotKVCache implements KVCache {
       const s = starts[b]!;
       const n = counts[b]!;
       const seen = lengths[b] ?? 0;
-      if (checkNextStart(b, s, seen, options.crop, this.strategy)) this.#checkCropRow(b, seen, s);
-      checkPositionLimit(s, n, this.maxPosition);
+      checkRowUpdate(b, s, seen, n, {
+        crop: options.crop ?? false,
+        strategy: this.strategy,
+        limit: this.maxPosition ?? MAX_POSITION, // positions are int32 in the kernel
+        limitLabel: this.maxPosition === null ? 'the int32 position limit' : 'blockSize',
+        checkCrop: () => this.#checkCropRow(b, seen, s),
+      });
     }
     const most = this.maxUpdateLength(layer, starts, batchSize);
     const longest = Math.max(...counts);

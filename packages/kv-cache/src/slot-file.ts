@@ -96,7 +96,10 @@ export function loadRows(bytes: Uint8Array, target: SlotFileTarget): void {
 }
 
 /** The checks only the cache can make: its strategy, dtype, config and held-slot rule. */
-function checkFits(file: CacheFile, target: SlotFileTarget): void {
+export function checkFits(
+  file: CacheFile,
+  target: Pick<SlotFileTarget, 'strategy' | 'dtype' | 'config' | 'maxPosition' | 'held'>,
+): void {
   if (file.strategy !== target.strategy) {
     fail('strategy', `the file holds a ${file.strategy} cache; this is a ${target.strategy} cache`);
   }

@@ -14,7 +14,10 @@ import {
   DynamicKVCache,
   KernelHeap,
   type KVCache,
+  OutOfBlocksError,
+  PagedKVCache,
   QuantizedKVCache,
+  SequenceError,
   SinkKVCache,
   SlidingWindowKVCache,
   StaticKVCache,
@@ -34,6 +37,7 @@ const strategies: [string, () => KVCache][] = [
   ['dynamic', () => new DynamicKVCache({ ...dims, maxBatchSize: 2 })],
   ['sliding-window', () => new SlidingWindowKVCache({ ...dims, window: 3, maxBatchSize: 2 })],
   ['sink', () => new SinkKVCache({ ...dims, sinkTokens: 1, window: 2, maxBatchSize: 2 })],
+  ['paged', () => new PagedKVCache({ ...dims, blockSize: 2, numBlocks: 8, maxBatchSize: 2 })],
   // Groups of 4 and no float32 window: the 4 positions every case starts from are quantized.
   [
     'quantized',
@@ -308,6 +312,8 @@ const common: Bad[] = [
   ],
 ];
 
+const two = (T: number) => ({ keys: keep(t([2, 1, T, 1])), values: keep(t([2, 1, T, 1])) });
+
 const specific: Record<string, Bad[]> = {
   static: [
     [
@@ -343,6 +349,32 @@ const specific: Record<string, Bad[]> = {
       (c) => c.crop(2),
       CacheOperationError,
       /cannot crop batch row 0 from 4 to 2 positions: it has evicted positions \[0, 1\)/,
+    ],
+  ],
+  paged: [
+    [
+      'a write past what the pool can hold',
+      (c) => c.update(0, { keys: keep(t([1, 1, 13, 1])), values: keep(t([1, 1, 13, 1])) }, 4),
+      CacheCapacityError,
+      /4 \+ 13 = 17 exceeds the capacity \(numBlocks x blockSize\) 16/,
+    ],
+    [
+      'a write needing more blocks than are free',
+      (c) => c.update(0, two(7), [4, 0]),
+      OutOfBlocksError,
+      /out of KV blocks: update needs 8 new block\(s\) of 2 positions, 6 free/,
+    ],
+    [
+      'a reserve needing more blocks than are free',
+      (c) => c.reserve(0, 2, 9),
+      OutOfBlocksError,
+      /reserve needs 8 new block\(s\) of 2 positions, 6 free/,
+    ],
+    [
+      'a bind of an unknown sequence',
+      (c) => (c as PagedKVCache).bind([99]),
+      SequenceError,
+      /bind: sequence 99 is unknown to this cache/,
     ],
   ],
   sink: [

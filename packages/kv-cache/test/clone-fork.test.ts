@@ -4,6 +4,7 @@ import {
   DynamicKVCache,
   KernelHeap,
   type KVCache,
+  PagedKVCache,
   SinkKVCache,
   SlidingWindowKVCache,
   StaticKVCache,
@@ -25,6 +26,7 @@ const strategies: [string, (heap: KernelHeap) => KVCache][] = [
   ['dynamic', (heap) => new DynamicKVCache({ ...one, nLayers: 2, initialSlots: 2, heap })],
   ['sliding-window', (heap) => new SlidingWindowKVCache({ ...one, nLayers: 2, window: 3, heap })],
   ['sink', (heap) => new SinkKVCache({ ...one, nLayers: 2, sinkTokens: 1, window: 2, heap })],
+  ['paged', (heap) => new PagedKVCache({ ...one, nLayers: 2, blockSize: 2, numBlocks: 32, heap })],
 ];
 
 function filled(make: (heap: KernelHeap) => KVCache, heap: KernelHeap): KVCache {

@@ -9,6 +9,7 @@ import {
   KernelHeap,
   type KVCache,
   loadCache,
+  PagedKVCache,
   QuantizedKVCache,
   SinkKVCache,
   SlidingWindowKVCache,
@@ -136,6 +137,11 @@ const strategies: Strategy[] = [
     'sink',
     (d, heap) => new SinkKVCache({ ...base(d, heap), sinkTokens: d.sinks, window: d.window }),
     (d) => ({ window: d.window, sinks: d.sinks }),
+  ],
+  [
+    'paged',
+    (d, heap) => new PagedKVCache({ ...base(d, heap), blockSize: d.window, numBlocks: 400 }),
+    causal,
   ],
   [
     'quantized int8 (groups of 4, window 2)',

@@ -6,6 +6,7 @@ import {
   DynamicKVCache,
   KernelHeap,
   type KVCache,
+  PagedKVCache,
   type RowSpans,
   SinkKVCache,
   SlidingWindowKVCache,
@@ -28,6 +29,7 @@ const strategies: [string, () => KVCache][] = [
   ['dynamic', () => new DynamicKVCache({ ...one, initialSlots: 1 })],
   ['sliding-window', () => new SlidingWindowKVCache({ ...one, window: 8 })],
   ['sink', () => new SinkKVCache({ ...one, sinkTokens: 1, window: 7 })],
+  ['paged', () => new PagedKVCache({ ...one, blockSize: 3, numBlocks: 32 })],
 ];
 
 /** Writes `rows` (0 = padding) with spans, and returns what each row holds. */

@@ -8,6 +8,7 @@ import {
   KernelHeap,
   type KVCache,
   loadCache,
+  PagedKVCache,
   SinkKVCache,
   SlidingWindowKVCache,
   StaticKVCache,
@@ -32,6 +33,7 @@ const strategies: [string, Make][] = [
   ['dynamic', (heap) => new DynamicKVCache({ ...dims, initialSlots: 2, heap })],
   ['sliding-window', (heap) => new SlidingWindowKVCache({ ...dims, window: 5, heap })],
   ['sink', (heap) => new SinkKVCache({ ...dims, sinkTokens: 2, window: 3, heap })],
+  ['paged', (heap) => new PagedKVCache({ ...dims, blockSize: 4, numBlocks: 64, heap })],
 ];
 
 /** Random chunks into every row of every layer (rows of different lengths, rings wrapped). */
@@ -332,10 +334,10 @@ describe('corrupted files', () => {
     [
       'an unknown strategy',
       rewrite(good, (h) => {
-        h.strategy = 'paged';
+        h.strategy = 'quantized';
       }),
       'strategy',
-      /holds a 'paged' cache; this release loads static, dynamic, sliding-window, sink|holds a paged cache; this is a sink cache/,
+      /holds a 'quantized' cache; this release loads static, dynamic, sliding-window, sink, paged|holds a quantized cache; this is a sink cache/,
     ],
     [
       'a sink file loaded into a static cache',

@@ -4,6 +4,7 @@ import { batchScenario } from './batch.ts';
 import { capacityScenario } from './capacity.ts';
 import { contextScenario } from './context.ts';
 import { headsScenario } from './heads.ts';
+import { pagedScenario } from './paged.ts';
 import { peerOrtNodeScenario, peerOrtWebScenario } from './peer-ort.ts';
 import { peerTorchScenario } from './peer-torch.ts';
 import { prefillScenario } from './prefill.ts';
@@ -22,6 +23,7 @@ export const scenarios: readonly ScenarioDefinition[] = [
   prefillScenario,
   steadyScenario,
   strategiesScenario,
+  pagedScenario,
   quantizedScenario,
   backendsScenario,
   peerTorchScenario,

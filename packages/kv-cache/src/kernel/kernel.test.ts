@@ -268,7 +268,7 @@ describe('attend', () => {
   });
 
   test.each([
-    ['paged', 'float32'],
+    ['paged', 'int8'],
     ['contiguous', 'int8'],
     ['ring', 'int4'],
   ] as const)('refuses a %s layout of %s rows, before touching memory', (kind, dtype) => {

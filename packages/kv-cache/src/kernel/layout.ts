@@ -11,7 +11,7 @@ export type RowDType = 'float32' | 'int8' | 'int4';
  * - `ring`: slot = f(position), the first `sinks` positions pinned and the rest in a ring of
  *   `window` slots (sliding-window and sink caches): up to three runs per batch row;
  * - `paged`: slots in fixed-size blocks found through a block table (a paged cache): one run
- *   per block.
+ *   per block, neighbouring pool blocks merged into one run.
  */
 export type LayoutKind = 'contiguous' | 'ring' | 'paged';
 
@@ -150,7 +150,7 @@ export interface KVView {
 const SUPPORTED: Readonly<Record<LayoutKind, readonly RowDType[]>> = {
   contiguous: ['float32'],
   ring: ['float32'],
-  paged: [],
+  paged: ['float32'],
 };
 
 /**
