@@ -10,6 +10,7 @@ import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { timeit } from '../timeit.ts';
 import { gpt2Small, layerWorkload, quickLayer } from './layer-workload.ts';
+import { layerDims } from './titles.ts';
 
 const sizes = {
   full: { t: 2048, sequences: 64, maxLength: 2048, prompt: 512, samples: 8 },
@@ -219,7 +220,7 @@ export const pagedScenario: ScenarioDefinition = {
     const get = (key: string) => measurements.find((m) => m.key === key)!.timing;
     const result: Scenario = {
       id: 'paged',
-      title: `${this.title}: t = ${t}, ${size.sequences} sequences of 1..${size.maxLength}, ${size.samples} x ${P}-token prompt`,
+      title: `Paged cache: step time, memory, shared-prompt prefill (${layerDims(dims)}, B=1): t=${t}, ${size.sequences} sequences of 1..${size.maxLength}, ${size.samples} x ${P}-token prompt`,
       params: { ...dims, B: 1, blockSize: BLOCK, ...size, backend: ctx.backend },
       measurements,
       derived: {
