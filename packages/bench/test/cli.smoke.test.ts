@@ -43,6 +43,7 @@ describe('kvbench --quick', () => {
       'steady',
       'strategies',
       'backends',
+      'gpt',
       'peer-torch',
       'peer-ort-web',
       'peer-ort-node',

@@ -41,8 +41,13 @@ export const onnxNames = {
   presentValue: (i: number) => `present.${i}.value`,
 };
 
-/** (out, in) row-major -> (in, out) row-major: MatMul(x, W^T) without a Transpose node. */
-function transposed(w: Float32Array, out: number, inp: number): Float32Array {
+/**
+ * (out, in) row-major -> (in, out) row-major: MatMul(x, W^T) without a Transpose node.
+ *
+ * @example
+ * transposed(Float32Array.of(1, 2, 3, 4, 5, 6), 2, 3); // [1, 4, 2, 5, 3, 6]
+ */
+export function transposed(w: Float32Array, out: number, inp: number): Float32Array {
   const t = new Float32Array(w.length);
   for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) t[i * out + o] = w[o * inp + i]!;
   return t;

@@ -3,6 +3,7 @@ import { backendsScenario } from './backends.ts';
 import { batchScenario } from './batch.ts';
 import { capacityScenario } from './capacity.ts';
 import { contextScenario } from './context.ts';
+import { gptScenario } from './gpt.ts';
 import { headsScenario } from './heads.ts';
 import { peerOrtNodeScenario, peerOrtWebScenario } from './peer-ort.ts';
 import { peerTorchScenario } from './peer-torch.ts';
@@ -11,7 +12,7 @@ import { seedScenario } from './seed.ts';
 import { steadyScenario } from './steady.ts';
 import { strategiesScenario } from './strategies.ts';
 
-/** Every scenario, in the order a full run takes them (the peers read the seed and context results). */
+/** Every scenario, in the order a full run takes them (the peers read the seed, context and gpt results). */
 export const scenarios: readonly ScenarioDefinition[] = [
   seedScenario,
   contextScenario,
@@ -22,6 +23,7 @@ export const scenarios: readonly ScenarioDefinition[] = [
   steadyScenario,
   strategiesScenario,
   backendsScenario,
+  gptScenario,
   peerTorchScenario,
   peerOrtWebScenario,
   peerOrtNodeScenario,
