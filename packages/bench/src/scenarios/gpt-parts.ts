@@ -88,7 +88,7 @@ export function timeGptParts(ctx: ScenarioContext, w: GptWorkload, t: number): M
   try {
     for (const part of gptParts) {
       ctx.progress(`gpt: ${part} of the step at t=${t}, alone`);
-      const timing = timeit(runs[part], { budgetMs: 4_000, ...ctx.timing });
+      const timing = timeit(runs[part], { budgetMs: 2_000, ...ctx.timing });
       measurements.push({ key: `part/${part}`, labels: { variant: 'part', part, t }, timing });
     }
   } finally {

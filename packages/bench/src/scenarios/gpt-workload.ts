@@ -14,6 +14,7 @@
 import { GPT, type StateDict } from '@kvkit/attention';
 import { Generator } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
+import type { TimeitOptions } from '../timeit.ts';
 
 /** The model's sizes and the contexts a run decodes at. */
 export interface GptSizes {
@@ -170,6 +171,23 @@ export function gptConfig(s: GptSizes) {
     embdPdrop: 0,
     residPdrop: 0,
     attnPdrop: 0,
+  };
+}
+
+/**
+ * The timing of a call that takes seconds (a GPT's no-cache forward of 513 tokens): 3 repeats
+ * of one call (fewer when the run asks for fewer), no warm-up beyond the one untimed call a
+ * given loop count makes, which the caller uses to read and check the call's output.
+ *
+ * @example
+ * const t = timeit(forward, slowCallTiming(ctx.timing)); // 4 calls in all
+ */
+export function slowCallTiming(timing: TimeitOptions): TimeitOptions {
+  return {
+    ...timing,
+    loops: timing.loops ?? 1,
+    repeats: Math.min(3, timing.repeats ?? 3),
+    warmup: 0,
   };
 }
 
