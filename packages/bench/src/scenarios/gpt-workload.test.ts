@@ -8,7 +8,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { gptReference, runGptSchedule } from '../peers/gpt-reference.ts';
 import { maxAbsDiff } from '../peers/verify.ts';
-import { gptConfig, gptPrompt, gptSizes, gptWeights, gptWorkload } from './gpt-workload.ts';
+import { gptScenario } from './gpt.ts';
+import {
+  gptConfig,
+  gptPrompt,
+  gptSizes,
+  gptUnavailable,
+  gptWeights,
+  gptWorkload,
+} from './gpt-workload.ts';
 
 const s = gptSizes.quick;
 beforeAll(async () => {
@@ -73,4 +81,19 @@ describe('runGptSchedule', () => {
     w.dispose();
     expect(gptReference(s)).toBe(ref); // remembered for this run's peers
   });
+});
+
+test('a full run on the cpu backend skips the GPT and says why; quick runs run it anywhere', async () => {
+  const ctx = {
+    quick: false,
+    backend: 'cpu' as const,
+    timing: {},
+    progress: () => {},
+    results: new Map(),
+  };
+  const r = await gptScenario.run(ctx);
+  expect(r.skipped).toMatch(/^GPT-2 small on the cpu backend would take many minutes/);
+  expect(r.measurements).toEqual([]);
+  expect(gptUnavailable({ backend: 'cpu', quick: true })).toBeNull();
+  expect(gptUnavailable({ backend: 'wasm', quick: false })).toBeNull();
 });

@@ -191,6 +191,21 @@ export function slowCallTiming(timing: TimeitOptions): TimeitOptions {
   };
 }
 
+/**
+ * Why the GPT cannot run in this run, or null: on the cpu backend tfjs's matMuls are plain
+ * JavaScript, and kvkit's prefill and no-cache forwards of GPT-2 small alone would take many
+ * minutes (quick runs' tiny model runs anywhere).
+ *
+ * @example
+ * const why = gptUnavailable(ctx);
+ * if (why) return { ...base, skipped: why };
+ */
+export function gptUnavailable(ctx: { backend: 'wasm' | 'cpu'; quick: boolean }): string | null {
+  return ctx.backend === 'cpu' && !ctx.quick
+    ? 'GPT-2 small on the cpu backend would take many minutes (run it on wasm, or with --quick)'
+    : null;
+}
+
 /** Positions a prefill writes per forward call. */
 export const prefillChunk = 256;
 

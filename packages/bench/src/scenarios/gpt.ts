@@ -4,7 +4,7 @@ import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioDefinition } from '../scenario.ts';
 import { timeit } from '../timeit.ts';
 import { timeGptParts } from './gpt-parts.ts';
-import { gptSizes, gptWorkload, slowCallTiming } from './gpt-workload.ts';
+import { gptSizes, gptUnavailable, gptWorkload, slowCallTiming } from './gpt-workload.ts';
 import { gptDims } from './titles.ts';
 
 /**
@@ -30,6 +30,12 @@ export const gptScenario: ScenarioDefinition = {
   async run(ctx) {
     const s = ctx.quick ? gptSizes.quick : gptSizes.full;
     const [lo, hi] = [s.contexts[0]!, s.contexts[s.contexts.length - 1]!];
+    const title = `GPT decode, B=1, static cache (${gptDims(s)}): t = ${s.contexts.join(', ')}`;
+    const unavailable = gptUnavailable(ctx);
+    if (unavailable) {
+      const params = { ...s, B: 1, backend: ctx.backend };
+      return { id: 'gpt', title, params, measurements: [], derived: {}, skipped: unavailable };
+    }
     ctx.progress('gpt: drawing the weights and building the model');
     const w = gptWorkload(s);
     const measurements: Measurement[] = [];
@@ -70,7 +76,7 @@ export const gptScenario: ScenarioDefinition = {
     const u = s.uncachedT;
     const result: Scenario = {
       id: 'gpt',
-      title: `GPT decode, B=1, static cache (${gptDims(s)}): t = ${s.contexts.join(', ')}`,
+      title,
       params: {
         ...s,
         B: 1,

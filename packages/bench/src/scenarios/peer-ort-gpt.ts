@@ -17,6 +17,7 @@ import { timeitAsync } from '../timeit.ts';
 import {
   type GptSizes,
   gptPrompt,
+  gptUnavailable,
   gptWeights,
   prefillChunk,
   slowCallTiming,
@@ -35,6 +36,8 @@ export async function ortGptPart(
   label: string,
   s: GptSizes,
 ): Promise<{ measurements: Measurement[]; skipped: string | null }> {
+  const unavailable = gptUnavailable(ctx);
+  if (unavailable) return { measurements: [], skipped: unavailable };
   const ref = gptReference(s);
   ctx.progress(`${label}: building the GPT's ONNX graph and session`);
   let session: OrtSession;

@@ -11,7 +11,13 @@ import { gptTolerance, maxAbsDiff } from '../peers/verify.ts';
 import { writeTensorFile } from '../peers/weights.ts';
 import type { Measurement, Timing } from '../report/schema.ts';
 import type { ScenarioContext } from '../scenario.ts';
-import { type GptSizes, gptPrompt, gptWeights, prefillChunk } from './gpt-workload.ts';
+import {
+  type GptSizes,
+  gptPrompt,
+  gptUnavailable,
+  gptWeights,
+  prefillChunk,
+} from './gpt-workload.ts';
 
 /** What the Python side returns for one form. */
 interface GptFormOutput {
@@ -41,6 +47,8 @@ export function torchGptPart(
   run: (args: string[]) => unknown,
   forms: Record<string, TorchForm>,
 ): { measurements: Measurement[]; skipped: string | null } {
+  const unavailable = gptUnavailable(ctx);
+  if (unavailable) return { measurements: [], skipped: unavailable };
   const ref = gptReference(s);
   const weights = gptWeights(s);
   const file = writeTensorFile(Object.fromEntries(weights), {
