@@ -22,6 +22,9 @@ import { type AttentionMask, paddingSpans, zeroPadding } from './padding.ts';
 import { forwardReference } from './reference-forward.ts';
 import { readStateDict, type StateDict } from './state-dict.ts';
 
+/** The cache's checks for a call without padding (made once: the decode loop runs it every step). */
+const CACHED_CALL = { crop: true, inPieces: true } as const;
+
 export interface AttentionOptions {
   /** Which layer of a shared cache this module writes. Default 0. */
   layer?: number;
@@ -244,23 +247,24 @@ export class CausalSelfAttention {
     // Padding columns enter as zeros, so whatever they hold (NaN included) cannot reach a real
     // row through `att @ v` of the chunk's own keys (the no-cache reference path).
     const input = spans ? zeroPadding(x, spans, false) : x;
-    const common = {
+    // One literal for both paths (an object spread per step costs V8 ~1 KB and old-space churn).
+    const args = {
       x: input,
       dims: this.dims,
       cAttn: this.cAttn,
       cProj: this.cProj,
+      heap: cache?.heap ?? this.heap,
       cache,
       layer: this.layer,
       startPos: starts,
       spans,
+      training: this.#training,
       beforeWrite,
     };
     let y: tf.Tensor3D | null = null;
     try {
-      if (this.implementation === 'kernel' && !dropoutActive) {
-        y = forwardKernel({ ...common, heap: cache?.heap ?? this.heap });
-      }
-      y ??= forwardReference({ ...common, training: this.#training });
+      if (this.implementation === 'kernel' && !dropoutActive) y = forwardKernel(args);
+      y ??= forwardReference(args);
     } finally {
       if (input !== x) input.dispose();
     }
@@ -352,7 +356,7 @@ export class CausalSelfAttention {
       cache.visibility.window === null
         ? Math.min(blockSize, cache.maxPosition ?? blockSize)
         : (cache.maxPosition ?? Number.POSITIVE_INFINITY);
-    const options = { crop: true, inPieces: true, ...(spans ? { spans } : {}) };
+    const options = spans ? { crop: true, inPieces: true, spans } : CACHED_CALL;
     cache.checkUpdate(this.layer, B, startPos, T, options); // checks startPos itself first
     const ends = Array.from(
       { length: B },

@@ -73,7 +73,15 @@ export function forwardKernel(a: KernelForwardArgs): tf.Tensor3D | null {
       if (!a.spans && a.cache.maxUpdateLength(a.layer, a.startPos, B) >= T) {
         // The common case: the whole chunk in one update and one kernel call.
         const view = a.cache.update(a.layer, rows, a.startPos);
-        attend(view, { ...queries, T, nHead: nh, startPos: a.startPos }, output);
+        const q = {
+          ptr: io,
+          batchStride: T * W * 4,
+          rowStride: W * 4,
+          T,
+          nHead: nh,
+          startPos: a.startPos,
+        };
+        attend(view, q, output);
       } else {
         // A ring cache takes one position at a time once it is full: attend piece by piece.
         for (const p of cachePieces(a.cache, a.layer, a.startPos, T, a.spans)) {
@@ -88,11 +96,10 @@ export function forwardKernel(a: KernelForwardArgs): tf.Tensor3D | null {
         }
       }
     } else {
-      const spans = a.spans ? { spans: a.spans } : {};
       attendOwnRows(
         rows,
         { nHead: nh, nKvHeads: nkv, headSize: hs },
-        { ...queries, ...spans },
+        a.spans ? { ...queries, spans: a.spans } : queries,
         output,
       );
     }

@@ -240,7 +240,17 @@ export function attendOwnRows(
         window: null,
       },
     };
-    attend(view, { ...queries, T, nHead: dims.nHead, startPos: new Array(B).fill(0) }, out);
+    const q: QueryRows = {
+      ptr: queries.ptr,
+      batchStride: queries.batchStride,
+      rowStride: queries.rowStride,
+      T,
+      nHead: dims.nHead,
+      startPos: new Array<number>(B).fill(0),
+    };
+    if (queries.scale !== undefined) q.scale = queries.scale;
+    if (queries.spans !== undefined) q.spans = queries.spans;
+    attend(view, q, out); // (a literal: an object spread per call is ~1 KB of V8 garbage)
   } finally {
     heap.free(table);
   }
