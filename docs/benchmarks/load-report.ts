@@ -12,6 +12,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  formatSpeedup,
+  formatTime,
   historyChartSpec,
   historyPoints,
   planCharts,
@@ -22,6 +24,8 @@ import {
   renderSvg,
   reportView,
   type ScenarioView,
+  type SeedScenario,
+  type Timing,
 } from '@kvkit/bench';
 
 /** The environment variable that points the page at another report file. */
@@ -58,8 +62,26 @@ export interface PageReport extends Omit<ReportView, 'scenarios'> {
   scenarios: PageScenario[];
 }
 
+/**
+ * The report's seed numbers, for the in-browser run to stand beside ("Run it in your browser"):
+ * each loop's mean ± std per loop, formatted as kvbench formats them, and where they were made.
+ */
+export interface BrowserBaseline {
+  file: string;
+  /** `Node.js v20.20.2, wasm simd, Intel(R) Xeon(R) Processor (2 CPUs), 2026-12-01` */
+  where: string;
+  /** The seed's sizes in the report (`B=8, T=64, C=128, 8 heads`), and whether it was a quick run. */
+  sizes: string;
+  quick: boolean;
+  cached: string;
+  uncached: string;
+  speedup: string;
+}
+
 export interface BenchmarkData {
   report: PageReport | null;
+  /** The report's seed numbers for the in-browser run; null without a report or a seed. */
+  browserBaseline: BrowserBaseline | null;
   envVar: string;
 }
 
@@ -148,8 +170,36 @@ async function historyView(
   return { runs: entries.map((e) => e.name), chart: { file: 'history.svg', svg } };
 }
 
+/** `mean ± std` of one timing, as kvbench's `%timeit` line writes its parts. */
+export function meanStd(t: Timing): string {
+  return `${formatTime(t.meanMs)} ± ${formatTime(t.stdMs)}`;
+}
+
+function browserBaseline(path: string): BrowserBaseline | null {
+  const report = readReport(path);
+  const seed = report.scenarios.find((s): s is SeedScenario => s.id === 'seed' && 'cached' in s);
+  if (!seed || seed.skipped) return null;
+  const e = report.environment;
+  const p = seed.params as Record<string, unknown>;
+  return {
+    file: displayPath(path),
+    where:
+      `Node.js ${e.node}, ${e.backend}${e.wasmBinary ? ` ${e.wasmBinary}` : ''}, ${e.cpuModel} ` +
+      `(${e.cpuCount} CPUs), ${e.date.slice(0, 10)}`,
+    sizes: `B=${p.B}, T=${p.T}, C=${p.C}, ${p.nHead} heads`,
+    quick: e.quick,
+    cached: meanStd(seed.cached),
+    uncached: meanStd(seed.uncached),
+    speedup: formatSpeedup(seed.speedup),
+  };
+}
+
 /** The page's data: the chosen report, formatted, with its charts (or none). */
 export async function benchmarkData(): Promise<BenchmarkData> {
   const chosen = chooseReport();
-  return { report: chosen ? await page(chosen.kind, chosen.path) : null, envVar: reportEnvVar };
+  return {
+    report: chosen ? await page(chosen.kind, chosen.path) : null,
+    browserBaseline: chosen ? browserBaseline(chosen.path) : null,
+    envVar: reportEnvVar,
+  };
 }
