@@ -36,6 +36,7 @@ const plannedSidebar: DefaultTheme.SidebarItem[] = [
       { text: 'Sliding-window cache', link: '/concepts/sliding-window' },
       { text: 'Sink cache', link: '/concepts/sink-cache' },
       { text: 'Paged cache', link: '/concepts/paged-cache' },
+      { text: 'Quantized cache', link: '/concepts/quantized-cache' },
     ],
   },
   {

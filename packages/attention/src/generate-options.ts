@@ -52,17 +52,12 @@ const busyError = () =>
   );
 
 /**
- * The longest sequence (prompt + new tokens) a cached generation may reach: blockSize, for
- * every cache strategy, because the position embeddings end there (`useCache` accepts only
- * caches that reach blockSize).
- *
- * TODO(generation past blockSize): a sliding-window or sink cache could go on decoding past
- * blockSize if positions were mapped back into the embedding table; that is an approximation
- * for absolute position embeddings, to be documented and compared with minGPT's
- * crop-and-recompute (the no-cache path) before it is allowed here.
+ * The longest sequence (prompt + new tokens) a cached generation may reach: blockSize, where the
+ * position embeddings end, unless the model's cache is a sliding-window or sink cache that fits
+ * in blockSize, which decodes on for ever (`GPT.decodesPastBlockSize`).
  */
 function cachedSequenceLimit(model: GPT): number {
-  return model.dims.blockSize;
+  return model.decodesPastBlockSize ? Number.POSITIVE_INFINITY : model.dims.blockSize;
 }
 
 /**
@@ -166,7 +161,7 @@ export function checkGenerateOptions(
     if (T + maxNewTokens > limit) {
       throw new CacheCapacityError(
         `generate: prompt + maxNewTokens = ${T} + ${maxNewTokens} = ${T + maxNewTokens} exceeds blockSize ${limit} ` +
-          '(with the cache; without it, minGPT crops to the last blockSize tokens)',
+          '(with this cache; without the cache minGPT crops to the last blockSize tokens, and a sliding-window or sink cache goes past it)',
         { capacity: limit, requested: T + maxNewTokens },
       );
     }

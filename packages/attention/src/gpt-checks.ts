@@ -12,6 +12,7 @@ export function checkPositions(
   startPos: number,
   [B, T]: [number, number],
   blockSize: number,
+  windowed = false,
 ): void {
   if (!useKvCache) {
     if (startPos !== 0) {
@@ -34,12 +35,36 @@ export function checkPositions(
       value: startPos,
     });
   }
-  if (startPos + T > blockSize) {
+  if (startPos + T > blockSize && !windowed) {
     throw new CacheCapacityError(
-      `GPT.forward: startPos + T = ${startPos} + ${T} exceeds blockSize ${blockSize} (the position embeddings)`,
+      `GPT.forward: startPos + T = ${startPos} + ${T} exceeds blockSize ${blockSize} (the position embeddings; a sliding-window or sink cache goes past it)`,
       { capacity: blockSize, requested: startPos + T },
     );
   }
+}
+
+/**
+ * The position embedding a token at absolute position p takes: p itself below blockSize; past
+ * it (only a windowed cache gets there), blockSize - 1, the place of the newest token in
+ * minGPT's cropped context. An approximation: the cached keys keep the embeddings they were
+ * made with, where crop-and-recompute would give every token of the window a new one each step
+ * (docs/guide/generation.md compares the two).
+ */
+export function embeddingPosition(p: number, blockSize: number): number {
+  return p < blockSize ? p : blockSize - 1;
+}
+
+/**
+ * Whether a cache lets the model decode past blockSize: a windowed one (sliding window or
+ * sinks) whose sinks and window together fit in blockSize, so no query attends over more
+ * positions than the model was trained on.
+ */
+export function decodesPastBlockSize(
+  cache: Pick<KVCache, 'visibility'>,
+  blockSize: number,
+): boolean {
+  const { window, sinks } = cache.visibility;
+  return window !== null && window + sinks <= blockSize;
 }
 
 /**

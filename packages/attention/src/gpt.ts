@@ -25,7 +25,12 @@ import {
   streamTokens,
   type TokenStep,
 } from './generate.ts';
-import { checkModelCache, checkPositions } from './gpt-checks.ts';
+import {
+  checkModelCache,
+  checkPositions,
+  decodesPastBlockSize,
+  embeddingPosition,
+} from './gpt-checks.ts';
 import { checkIdx } from './idx.ts';
 import { gptInitValues, gptParameterShapes } from './init.ts';
 import { LayerNorm } from './layer-norm.ts';
@@ -171,6 +176,21 @@ export class GPT {
     return this.#disposed;
   }
 
+  /**
+   * Whether cached decoding may go past blockSize: with a sliding-window or sink cache whose
+   * sinks and window fit in blockSize. Positions past it take blockSize - 1's embedding (see
+   * `embeddingPosition` and docs/guide/generation.md: an approximation of minGPT's
+   * crop-and-recompute, not the same tokens).
+   */
+  get decodesPastBlockSize(): boolean {
+    if (this.#cache) return decodesPastBlockSize(this.#cache, this.dims.blockSize);
+    const spec = this.#cacheSpec;
+    if (typeof spec !== 'object') return false; // a name (static, dynamic) or a factory: not known
+    const window = 'window' in spec ? spec.window : null;
+    const sinks = spec.strategy === 'sink' ? (spec.sinkTokens ?? 4) : 0;
+    return decodesPastBlockSize({ visibility: { window, sinks } }, this.dims.blockSize);
+  }
+
   /** The cache all blocks share, or null before the first cached forward (created lazily). */
   get kvCache(): KVCache | null {
     return this.#cache;
@@ -210,14 +230,20 @@ export class GPT {
     const { useKvCache = false, startPos = 0, lastPositionOnly = false } = options;
     const [B, T] = checkIdx(idx, this.dims.vocabSize, 'GPT.forward');
     const { blockSize, nEmbd: C, vocabSize } = this.dims;
-    checkPositions(useKvCache, startPos, [B, T], blockSize);
+    checkPositions(
+      useKvCache,
+      startPos,
+      [B, T],
+      blockSize,
+      useKvCache && this.decodesPastBlockSize,
+    );
     if (useKvCache) {
       this.#prepareCache(B, startPos, T);
     }
     const training = this.#training;
     return tf.tidy(() => {
       const positions = tf.tensor1d(
-        Int32Array.from({ length: T }, (_, i) => startPos + i),
+        Int32Array.from({ length: T }, (_, i) => embeddingPosition(startPos + i, blockSize)),
         'int32',
       );
       let x = tf.add(this.wte.apply(idx), this.wpe.apply(positions)) as tf.Tensor3D; // (B, T, C)

@@ -43,6 +43,7 @@ describe('kvbench --quick', () => {
       'steady',
       'strategies',
       'paged',
+      'quantized',
       'backends',
       'peer-torch',
       'peer-ort-web',

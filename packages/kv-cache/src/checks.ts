@@ -8,7 +8,7 @@ import {
 } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { KernelHeap } from './kernel/kernel-heap.ts';
-import type { KVCacheOptions, KVRows, RowSpans, StartPositions } from './kv-cache.ts';
+import type { CropOptions, KVCacheOptions, KVRows, RowSpans, StartPositions } from './kv-cache.ts';
 
 /**
  * Argument checks shared by the cache strategies. Each throws a typed error whose message
@@ -355,4 +355,104 @@ export function checkRows(
   checkBatch(B, null);
   checkUpdateLength(T);
   return { batchSize: B, T };
+}
+
+/** A length for `crop` or `reserve`: a non-negative integer. */
+export function checkLength(call: 'crop' | 'reserve', length: number): void {
+  if (!Number.isInteger(length) || length < 0) {
+    throw new ValueError(`${call}: length must be a non-negative integer, got ${length}`, {
+      argument: 'length',
+      value: length,
+    });
+  }
+}
+
+/** The layers a crop names: one, or all of them. */
+export function cropLayers(options: CropOptions, nLayers: number): number[] {
+  if (options.layer === undefined) return Array.from({ length: nLayers }, (_, l) => l);
+  checkLayer(options.layer, nLayers);
+  return [options.layer];
+}
+
+/** The batch rows a crop names: the given ones (checked), or the `known` rows. */
+export function cropRows(
+  options: CropOptions,
+  known: number,
+  maxBatchSize: number | null,
+): readonly number[] {
+  if (options.rows === undefined) return Array.from({ length: known }, (_, b) => b);
+  for (const b of options.rows) checkRowIndex(b, maxBatchSize);
+  return options.rows;
+}
+
+/** A QuantizedKVCache's own settings: bits 8 or 4, groupSize a power of two, residual >= 0. */
+export function checkQuantizedOptions(
+  options: { bits?: unknown; groupSize?: unknown; residual?: unknown },
+  headSize: number,
+  groupSizes: readonly number[],
+  maxHeadSize: number,
+): { bits: 8 | 4; groupSize: number; residual: number } {
+  const { bits, groupSize = 32, residual = 64 } = options;
+  if (bits !== 8 && bits !== 4) {
+    throw new ValueError(`QuantizedKVCache bits must be 8 or 4, got ${String(bits)}`, {
+      argument: 'bits',
+      value: bits,
+    });
+  }
+  if (typeof groupSize !== 'number' || !groupSizes.includes(groupSize)) {
+    throw new ValueError(
+      `QuantizedKVCache groupSize must be one of ${groupSizes.join(', ')}, got ${String(groupSize)}`,
+      { argument: 'groupSize', value: groupSize },
+    );
+  }
+  if (
+    typeof residual !== 'number' ||
+    !Number.isInteger(residual) ||
+    residual < 0 ||
+    residual > 1 << 20
+  ) {
+    throw new ValueError(
+      `QuantizedKVCache residual must be a non-negative integer <= ${1 << 20}, got ${String(residual)}`,
+      { argument: 'residual', value: residual },
+    );
+  }
+  if (headSize > maxHeadSize) {
+    throw new ValueError(`QuantizedKVCache headSize must be <= ${maxHeadSize}, got ${headSize}`, {
+      argument: 'headSize',
+      value: headSize,
+    });
+  }
+  return { bits, groupSize, residual };
+}
+
+/** New positions per batch row of an update of T positions: T each, or the spans' counts. */
+export function spanCounts(spans: RowSpans | undefined, batchSize: number, T: number): number[] {
+  return spans ? [...checkSpans(spans, batchSize, T).count] : new Array<number>(batchSize).fill(T);
+}
+
+/** A view of batch rows [0, B) needs storage for them. */
+export function checkViewRows(batchSize: number, rows: number, layer: number): void {
+  if (batchSize > rows) {
+    throw new ValueError(
+      `view: batch rows [0, ${batchSize}) requested, but layer ${layer} holds storage for ${rows}`,
+      { argument: 'batchSize', value: batchSize },
+    );
+  }
+}
+
+/** Where a clone or fork goes: `options.heap` (a KernelHeap) and budget, or the source's. */
+export function cloneTarget(
+  options: { heap?: KernelHeap; maxBytes?: number | null },
+  source: { heap: KernelHeap; maxBytes: number | null },
+): { heap: KernelHeap; maxBytes: number | null } {
+  if (options.heap !== undefined && !(options.heap instanceof KernelHeap)) {
+    throw new ValueError('clone: heap must be a KernelHeap', {
+      argument: 'heap',
+      value: options.heap,
+    });
+  }
+  return {
+    heap: options.heap ?? source.heap,
+    maxBytes: options.maxBytes === undefined ? source.maxBytes : checkMaxBytes(options.maxBytes),
+  };
 }

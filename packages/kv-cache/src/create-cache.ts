@@ -2,6 +2,7 @@ import { ValueError } from '@kvkit/tensor-utils';
 import { DynamicKVCache } from './dynamic.ts';
 import type { KernelHeap } from './kernel/kernel-heap.ts';
 import type { KVCache } from './kv-cache.ts';
+import { QuantizedKVCache } from './quantized.ts';
 import { SinkKVCache } from './sink.ts';
 import { SlidingWindowKVCache } from './sliding-window.ts';
 import { StaticKVCache } from './static.ts';
@@ -32,6 +33,7 @@ export type CacheSpec =
   | { strategy: 'dynamic'; initialSlots?: number }
   | { strategy: 'sliding-window'; window: number }
   | { strategy: 'sink'; window: number; sinkTokens?: number }
+  | { strategy: 'quantized'; bits: 8 | 4; groupSize?: number; residual?: number }
   | ((shape: CacheShape) => KVCache);
 
 /** Builds the cache a spec names, for a model of this shape. */
@@ -57,9 +59,14 @@ export function createCache(spec: CacheSpec, shape: CacheShape): KVCache {
       return new SlidingWindowKVCache({ ...base, window: (s as { window: number }).window });
     case 'sink':
       return new SinkKVCache({ ...base, ...(s as { window: number; sinkTokens?: number }) });
+    case 'quantized':
+      return new QuantizedKVCache({
+        ...base,
+        ...(s as { bits: 8 | 4; groupSize?: number; residual?: number }),
+      });
     default:
       throw new ValueError(
-        `cache must be 'static', 'dynamic', { strategy: 'sliding-window', window }, { strategy: 'sink', window, sinkTokens } or a function, got ${JSON.stringify(spec)}`,
+        `cache must be 'static', 'dynamic', { strategy: 'sliding-window', window }, { strategy: 'sink', window, sinkTokens }, { strategy: 'quantized', bits } or a function, got ${JSON.stringify(spec)}`,
         { argument: 'cache', value: spec },
       );
   }

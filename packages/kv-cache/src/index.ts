@@ -11,11 +11,18 @@ export { attend, attendOwnRows, type OutputRows, type QueryRows } from './kernel
 export { defaultHeap, KernelHeap, type KernelHeapOptions } from './kernel/kernel-heap.ts';
 export {
   checkLayoutSupported,
+  GROUP_SIZES,
   type HeapRows,
   type KVLayout,
   type KVView,
   type LayoutKind,
+  type QuantizedDType,
+  type QuantizedFormat,
+  type QuantizedLayout,
+  quantizedFormat,
   type RowDType,
+  RUN_QUANTIZED,
+  RUN_SINK,
 } from './kernel/layout.ts';
 export { readInto } from './kernel/tensor-io.ts';
 export type {
@@ -35,6 +42,13 @@ export { inspectCacheFile, type LoadCacheOptions, loadCache } from './load-cache
 export { OutOfBlocksError, SequenceError } from './paged/errors.ts';
 export type { PagedCacheStats } from './paged/stats.ts';
 export { PagedKVCache, type PagedKVCacheOptions } from './paged.ts';
+export {
+  type ErrorStats,
+  type QuantizationErrorOptions,
+  type QuantizationErrorReport,
+  quantizationError,
+} from './quantization-error.ts';
+export { QuantizedKVCache, type QuantizedKVCacheOptions } from './quantized.ts';
 export { SinkKVCache, type SinkKVCacheOptions } from './sink.ts';
 export { SlidingWindowKVCache, type SlidingWindowKVCacheOptions } from './sliding-window.ts';
 export { StaticKVCache, type StaticKVCacheOptions } from './static.ts';

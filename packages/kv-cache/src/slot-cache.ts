@@ -1,14 +1,10 @@
-import {
-  CacheCapacityError,
-  CacheOperationError,
-  DisposedError,
-  ValueError,
-} from '@kvkit/tensor-utils';
+import { CacheCapacityError, CacheOperationError, DisposedError } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   checkBatch,
   checkCacheOptions,
   checkLayer,
+  checkLength,
   checkMaxBytes,
   checkRowIndex,
   checkRowList,
@@ -17,10 +13,15 @@ import {
   checkSpans,
   checkStartPositions,
   checkUpdateLength,
+  checkViewRows,
+  cloneTarget,
+  cropLayers,
+  cropRows,
   MAX_POSITION,
+  spanCounts,
 } from './checks.ts';
 import { gatherRows } from './gather-rows.ts';
-import { defaultHeap, KernelHeap } from './kernel/kernel-heap.ts';
+import { defaultHeap, type KernelHeap } from './kernel/kernel-heap.ts';
 import type { KVView, LayoutKind, RowDType } from './kernel/layout.ts';
 import type {
   CacheConfig,
@@ -139,9 +140,7 @@ export abstract class SlotKVCache implements KVCache {
     checkBatch(batchSize, this.maxBatchSize);
     checkUpdateLength(newPositions);
     const starts = checkStartPositions(startPos, batchSize);
-    const counts = options.spans
-      ? checkSpans(options.spans, batchSize, newPositions).count
-      : new Array<number>(batchSize).fill(newPositions);
+    const counts = spanCounts(options.spans, batchSize, newPositions);
     const lengths = this.lengths[layer]!;
     for (let b = 0; b < batchSize; b++) {
       const s = starts[b]!;
@@ -169,12 +168,7 @@ export abstract class SlotKVCache implements KVCache {
     this.checkAlive();
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
-    if (!Number.isInteger(length) || length < 0) {
-      throw new ValueError(`reserve: length must be a non-negative integer, got ${length}`, {
-        argument: 'length',
-        value: length,
-      });
-    }
+    checkLength('reserve', length);
     if (this.maxPosition !== null && length > this.maxPosition) {
       throw new CacheCapacityError(
         `reserve: ${length} positions exceed the capacity ${this.maxPosition}`,
@@ -223,12 +217,7 @@ export abstract class SlotKVCache implements KVCache {
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
     const s = this.layers[layer]!;
-    if (batchSize > s.rows) {
-      throw new ValueError(
-        `view: batch rows [0, ${batchSize}) requested, but layer ${layer} holds storage for ${s.rows}`,
-        { argument: 'batchSize', value: batchSize },
-      );
-    }
+    checkViewRows(batchSize, s.rows, layer);
     const lengths = this.lengths[layer]!;
     let maxKeys = 0;
     for (let b = 0; b < batchSize; b++) {
@@ -289,15 +278,10 @@ export abstract class SlotKVCache implements KVCache {
 
   checkCrop(length: number, options: CropOptions = {}): void {
     this.checkAlive();
-    if (!Number.isInteger(length) || length < 0) {
-      throw new ValueError(`crop: length must be a non-negative integer, got ${length}`, {
-        argument: 'length',
-        value: length,
-      });
-    }
-    for (const layer of this.#layersOf(options)) {
+    checkLength('crop', length);
+    for (const layer of cropLayers(options, this.nLayers)) {
       const lengths = this.lengths[layer]!;
-      for (const b of this.#rowsOf(options, lengths.length)) {
+      for (const b of cropRows(options, lengths.length, this.maxBatchSize)) {
         this.#checkCropRow(b, lengths[b] ?? 0, length);
       }
     }
@@ -305,9 +289,9 @@ export abstract class SlotKVCache implements KVCache {
 
   crop(length: number, options: CropOptions = {}): void {
     this.checkCrop(length, options);
-    for (const layer of this.#layersOf(options)) {
+    for (const layer of cropLayers(options, this.nLayers)) {
       const lengths = this.lengths[layer]!;
-      for (const b of this.#rowsOf(options, lengths.length)) {
+      for (const b of cropRows(options, lengths.length, this.maxBatchSize)) {
         if ((lengths[b] ?? 0) > length) lengths[b] = length;
       }
     }
@@ -445,16 +429,7 @@ export abstract class SlotKVCache implements KVCache {
 
   /** A new cache holding copies of `rows` (row i <- rows[i]) of every layer. */
   #copyRows(rows: readonly number[], options: CloneOptions): SlotKVCache {
-    if (options.heap !== undefined && !(options.heap instanceof KernelHeap)) {
-      throw new ValueError('clone: heap must be a KernelHeap', {
-        argument: 'heap',
-        value: options.heap,
-      });
-    }
-    const copy = this.emptyLike({
-      heap: options.heap ?? this.heap,
-      maxBytes: options.maxBytes === undefined ? this.maxBytes : checkMaxBytes(options.maxBytes),
-    });
+    const copy = this.emptyLike(cloneTarget(options, this));
     try {
       const growth: Growth[] = [];
       for (let l = 0; l < this.nLayers; l++) {
@@ -487,17 +462,5 @@ export abstract class SlotKVCache implements KVCache {
         { strategy: this.strategy, operation: 'crop' },
       );
     }
-  }
-
-  #layersOf(options: CropOptions): number[] {
-    if (options.layer === undefined) return Array.from({ length: this.nLayers }, (_, l) => l);
-    checkLayer(options.layer, this.nLayers);
-    return [options.layer];
-  }
-
-  #rowsOf(options: CropOptions, known: number): readonly number[] {
-    if (options.rows === undefined) return Array.from({ length: known }, (_, b) => b);
-    for (const b of options.rows) checkRowIndex(b, this.maxBatchSize);
-    return options.rows;
   }
 }

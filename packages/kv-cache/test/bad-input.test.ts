@@ -16,6 +16,7 @@ import {
   type KVCache,
   OutOfBlocksError,
   PagedKVCache,
+  QuantizedKVCache,
   SequenceError,
   SinkKVCache,
   SlidingWindowKVCache,
@@ -37,6 +38,11 @@ const strategies: [string, () => KVCache][] = [
   ['sliding-window', () => new SlidingWindowKVCache({ ...dims, window: 3, maxBatchSize: 2 })],
   ['sink', () => new SinkKVCache({ ...dims, sinkTokens: 1, window: 2, maxBatchSize: 2 })],
   ['paged', () => new PagedKVCache({ ...dims, blockSize: 2, numBlocks: 8, maxBatchSize: 2 })],
+  // Groups of 4 and no float32 window: the 4 positions every case starts from are quantized.
+  [
+    'quantized',
+    () => new QuantizedKVCache({ ...dims, bits: 8, groupSize: 4, residual: 0, maxBatchSize: 2 }),
+  ],
 ];
 
 const t = (shape: number[], dtype: 'float32' | 'int32' = 'float32') => tf.zeros(shape, dtype);
@@ -385,6 +391,26 @@ const specific: Record<string, Bad[]> = {
       /it has evicted positions \[1, 2\)/,
     ],
   ],
+  quantized: [
+    [
+      'an update past what int32 positions hold',
+      (c) => c.checkUpdate(0, 1, 4, 2 ** 31),
+      CacheCapacityError,
+      /4 \+ 2147483648 = 2147483652 exceeds the capacity \(the int32 position limit\) 2147483647/,
+    ],
+    [
+      'a crop inside a quantized group',
+      (c) => c.crop(2),
+      CacheOperationError,
+      /cannot crop batch row 0 from 4 to 2 positions: positions \[0, 4\) are stored quantized in groups of 4/,
+    ],
+    [
+      'a rewind inside a quantized group',
+      (c) => c.checkUpdate(0, 1, 3, 1, { crop: true }),
+      CacheOperationError,
+      /the float32 rows of \[0, 3\) are gone: crop to a multiple of 4 or to at least 4/,
+    ],
+  ],
 };
 
 describe.each(strategies)('%s: bad input', (name, make) => {
@@ -450,6 +476,27 @@ describe('bad construction', () => {
       'an initialSlots of Infinity',
       () => new DynamicKVCache({ ...dims, initialSlots: Number.POSITIVE_INFINITY }),
       /initialSlots must be a positive integer/,
+    ],
+    [
+      '16 bits',
+      () => new QuantizedKVCache({ ...dims, bits: 16 as never }),
+      /bits must be 8 or 4, got 16/,
+    ],
+    ['no bits', () => new QuantizedKVCache(dims as never), /bits must be 8 or 4, got undefined/],
+    [
+      'groups of 12',
+      () => new QuantizedKVCache({ ...dims, bits: 8, groupSize: 12 }),
+      /groupSize must be one of 4, 8, 16, 32, 64, 128, 256, 512, 1024, got 12/,
+    ],
+    [
+      'a negative residual',
+      () => new QuantizedKVCache({ ...dims, bits: 4, residual: -1 }),
+      /residual must be a non-negative integer <= 1048576, got -1/,
+    ],
+    [
+      'a quantized head size over 2048',
+      () => new QuantizedKVCache({ nKvHeads: 1, headSize: 4096, bits: 8 }),
+      /headSize must be <= 2048, got 4096/,
     ],
   ])('%s', (_, make, message) => {
     expect(make).toThrow(ValueError);

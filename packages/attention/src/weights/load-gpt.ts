@@ -1,3 +1,4 @@
+import type { CacheSpec } from '@kvkit/kv-cache';
 import { ValueError } from '@kvkit/tensor-utils';
 import type { GPTConfig } from '../config.ts';
 import { GPT } from '../gpt.ts';
@@ -21,6 +22,8 @@ export interface LoadGPTOptions {
   config?: Partial<GPTConfig>;
   /** Attention's implementation (default `kernel`). */
   implementation?: 'kernel' | 'reference';
+  /** The cache strategy the model builds on its first cached forward (default `'static'`). */
+  cache?: CacheSpec;
   /** Aborts a fetch. */
   signal?: AbortSignal;
 }
@@ -104,6 +107,7 @@ async function loadWithMetadata(
   const config = configFor(weights, metadataConfig(file.metadata), options.config ?? {});
   const model = new GPT(config, {
     ...(options.implementation ? { implementation: options.implementation } : {}),
+    ...(options.cache ? { cache: options.cache } : {}),
     weights: weights.stateDict,
   });
   return { model: model.eval(), metadata: file.metadata };

@@ -8,6 +8,7 @@ import { pagedScenario } from './paged.ts';
 import { peerOrtNodeScenario, peerOrtWebScenario } from './peer-ort.ts';
 import { peerTorchScenario } from './peer-torch.ts';
 import { prefillScenario } from './prefill.ts';
+import { quantizedScenario } from './quantized.ts';
 import { seedScenario } from './seed.ts';
 import { steadyScenario } from './steady.ts';
 import { strategiesScenario } from './strategies.ts';
@@ -23,6 +24,7 @@ export const scenarios: readonly ScenarioDefinition[] = [
   steadyScenario,
   strategiesScenario,
   pagedScenario,
+  quantizedScenario,
   backendsScenario,
   peerTorchScenario,
   peerOrtWebScenario,

@@ -1,7 +1,14 @@
 import { ShapeError, ValueError } from '@kvkit/tensor-utils';
 import { checkSpans } from '../checks.ts';
 import type { RowSpans } from '../kv-cache.ts';
-import { checkLayoutSupported, type HeapRows, type KVView, RUN_BYTES } from './layout.ts';
+import {
+  checkLayoutSupported,
+  type HeapRows,
+  type KVLayout,
+  type KVView,
+  quantizedFormat,
+  RUN_BYTES,
+} from './layout.ts';
 
 /** Query rows in the view's heap: row (b, i), head h at `ptr + b*batchStride + i*rowStride + h*hs*4`. */
 export interface QueryRows {
@@ -85,10 +92,14 @@ export function attend(view: KVView, queries: QueryRows, out: OutputRows): void 
   }
   const spans = queries.spans ? checkSpans(queries.spans, B, T) : null;
   const scoresBytes = Math.ceil(Math.max(view.maxKeys, 1) / 4) * 16;
-  const scratch = heap.alloc(scoresBytes + 4 * B);
+  const startsBytes = Math.ceil(B / 4) * 16;
+  const quantized = layout.quantized ? quantizedScratchBytes(layout) : 0;
+  const scratch = heap.alloc(scoresBytes + startsBytes + quantized);
   try {
     const i32 = heap.i32();
     for (let b = 0; b < B; b++) i32[(scratch + scoresBytes) / 4 + b] = queries.startPos[b]!;
+    const descriptor = scratch + scoresBytes + startsBytes;
+    if (quantized) writeDescriptor(heap.i32(), descriptor, layout);
     // Batch rows [b0, b0 + nb), `rows` query rows each, from query row `first`.
     const run = (b0: number, nb: number, first: number, rows: number) =>
       heap.attendRaw({
@@ -114,6 +125,7 @@ export function attend(view: KVView, queries: QueryRows, out: OutputRows): void 
         window: layout.window ?? NO_WINDOW,
         scale: queries.scale ?? Math.fround(1 / Math.sqrt(hs)),
         scores: scratch,
+        quantized: quantized ? descriptor : 0,
       });
     if (!spans) run(0, B, 0, T);
     else
@@ -122,6 +134,65 @@ export function attend(view: KVView, queries: QueryRows, out: OutputRows): void 
   } finally {
     heap.free(scratch);
   }
+}
+
+const DESCRIPTOR_BYTES = 80;
+
+/**
+ * Scratch of a layout with quantized rows (byte sizes, each a multiple of 16): the descriptor,
+ * the padded query row (f32), its int16 form, the padded output row (f32), and for a block of
+ * value rows (at most 17 pairs) their weights (48 f32 per channel group), the int16 weight pairs
+ * (20 i32 per channel group) and the zero-point sums (f32 per channel group).
+ */
+function scratchParts(layout: KVLayout): number[] {
+  const f = quantizedFormat(layout.quantized!.dtype, layout.headSize, layout.quantized!.groupSize);
+  const up = (n: number) => Math.ceil(n / 16) * 16;
+  const g = f.valueGroups;
+  return [
+    DESCRIPTOR_BYTES,
+    4 * f.paddedSize,
+    2 * f.paddedSize,
+    4 * f.paddedSize,
+    192 * g,
+    80 * g,
+    up(4 * g),
+  ];
+}
+
+function quantizedScratchBytes(layout: KVLayout): number {
+  return scratchParts(layout).reduce((a, b) => a + b, 0);
+}
+
+/** The kernel's quantized-rows descriptor at `at` (field order: attention.wat), then its scratch. */
+function writeDescriptor(i32: Int32Array, at: number, layout: KVLayout): void {
+  const q = layout.quantized!;
+  const f = quantizedFormat(q.dtype, layout.headSize, q.groupSize);
+  const parts = scratchParts(layout);
+  const [qpad, q16, vacc, af, wtab, zb] = parts
+    .slice(1)
+    .map((_, i) => at + parts.slice(0, i + 1).reduce((a, b) => a + b, 0));
+  i32.set(
+    [
+      f.bits,
+      Math.log2(q.groupSize),
+      q.keys,
+      q.keyHeadStride,
+      f.keyGroupBytes,
+      q.values,
+      q.valueHeadStride,
+      f.valueGroupBytes,
+      f.rowBytes,
+      f.paddedSize,
+      f.valueGroups,
+      qpad!,
+      q16!,
+      vacc!,
+      af!,
+      wtab!,
+      zb!,
+    ],
+    at / 4,
+  );
 }
 
 /**

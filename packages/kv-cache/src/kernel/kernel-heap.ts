@@ -28,6 +28,8 @@ export interface AttendCall {
   window: number;
   scale: number;
   scores: number;
+  /** The quantized-rows descriptor (see attention.wat), or 0 when no run is quantized. */
+  quantized: number;
 }
 
 interface Exports {
@@ -101,6 +103,7 @@ export class KernelHeap extends HeapAllocator {
       a.window,
       a.scale,
       a.scores,
+      a.quantized,
     );
   }
 
