@@ -1,10 +1,14 @@
 // The Benchmarks page of the BUILT docs site in Debian's Chromium: it shows its report as
 // latest.md does (one formatter), with the noise verdict, the machine's limits, kvkit beside its
-// peers with the floors, and the history chart. Serves docs/.vitepress/dist with site.ts.
+// peers with the floors, and the history chart; and "Run it in your browser" times the seed
+// scenario's two loops in the page, beside the report's numbers (compared with latest.md's
+// rendering of the report the page names, read here, not from the page), and on request a small
+// GPT's decode after checking its cached logits against the uncached ones. Serves
+// docs/.vitepress/dist with site.ts.
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { readReport, renderMarkdown } from '@kvkit/bench';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { docsDir, launchBrowser, openPage as open, startServer, stopServer } from './site.ts';
 
@@ -23,6 +27,35 @@ afterAll(async () => {
 });
 
 const openPage = () => open(browser);
+
+/** `mean ± std` as kvbench's %timeit line writes it. */
+const meanStd = /^[\d.]+ (s|ms|µs|ns) ± [\d.]+ (s|ms|µs|ns)$/;
+
+/** The cells of a table's body rows, with each row's raw `data-value`. */
+async function rows(page: Page, testId: string) {
+  return page
+    .getByTestId(testId)
+    .locator('tbody tr')
+    .evaluateAll((trs) =>
+      trs.map((tr) => ({
+        cells: [...tr.querySelectorAll('td')].map((td) => td.textContent!.trim()),
+        value: Number(tr.getAttribute('data-value')),
+      })),
+    );
+}
+
+/** Waits for the run the click started to end, and fails with the page's error if it failed. */
+async function settled(page: Page): Promise<void> {
+  const bench = page.getByTestId('browser-bench');
+  await expect
+    .poll(() => bench.getAttribute('data-status'), { timeout: 110_000, interval: 500 })
+    .not.toBe('running');
+  const error = await page.getByTestId('browser-bench-error').count();
+  expect(
+    await bench.getAttribute('data-status'),
+    error ? await page.getByTestId('browser-bench-error').textContent() : '',
+  ).toBe('done');
+}
 
 describe('the Benchmarks page', () => {
   test('shows its report as latest.md does: noise verdict, machine, peers with floors, history', async () => {
@@ -55,6 +88,58 @@ describe('the Benchmarks page', () => {
     const history = page.getByTestId('benchmark-history');
     expect(await history.locator('svg').count()).toBe(1);
     expect(await page.locator('figure[data-chart="peers.svg"] svg').count()).toBe(1);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  test("Run it in your browser: times the seed scenario here, beside the report's numbers, and a small GPT on request", async () => {
+    const { page, problems } = await openPage();
+    await page.goto(`${origin}/benchmarks/`, { waitUntil: 'load' });
+    const file = (await page
+      .getByTestId('benchmark-source')
+      .locator('code')
+      .last()
+      .textContent())!.trim();
+    const md = renderMarkdown(readReport(resolve(docsDir, '..', file)));
+
+    await page.getByTestId('browser-bench-seed').click();
+    await settled(page);
+    const seed = await rows(page, 'browser-bench-seed-table');
+    expect(seed.map((r) => r.cells[0])).toEqual(['cached loop', 'uncached loop', 'speedup']);
+    const [cached, uncached, speedup] = seed as [
+      (typeof seed)[0],
+      (typeof seed)[0],
+      (typeof seed)[0],
+    ];
+    // The report's column: latest.md's %timeit lines of the same report.
+    expect(md).toContain(`cached:   ${cached.cells[1]} per loop`);
+    expect(md).toContain(`uncached: ${uncached.cells[1]} per loop`);
+    expect(md).toContain(`speedup: ${speedup.cells[1]}`);
+    // The browser's column: real timings, and the speedup is their ratio.
+    for (const r of [cached, uncached]) {
+      expect(r.cells[2]).toMatch(meanStd);
+      expect(r.value).toBeGreaterThan(0);
+    }
+    expect(speedup.value).toBeCloseTo(uncached.value / cached.value, 10);
+    expect(speedup.value).toBeGreaterThan(1); // the cached loop does a fraction of the work
+    expect(await page.getByTestId('browser-bench-backend').textContent()).toMatch(
+      /^tfjs wasm (simd|threaded-simd)$/,
+    );
+
+    await page.getByTestId('browser-bench-gpt').click();
+    await settled(page);
+    const check = (await page.getByTestId('browser-bench-gpt-check').textContent()) ?? '';
+    const diff = Number(/max \|difference\| (\d(?:\.\d+)?e[+-]\d+)/.exec(check)?.[1]);
+    expect(diff).toBeLessThan(1e-5);
+    const gpt = await rows(page, 'browser-bench-gpt-table');
+    expect(gpt.map((r) => r.cells[0])).toEqual([
+      'cached decode, 60 tokens',
+      'uncached decode, 60 tokens',
+      'speedup',
+    ]);
+    expect(gpt.map((r) => r.cells[1])).toEqual(['—', '—', '—']); // no such run in the report
+    expect(gpt[2]!.value).toBeCloseTo(gpt[1]!.value / gpt[0]!.value, 10);
+    expect(gpt[0]!.cells[2]).toMatch(/^[\d.]+ (ms|s) \(\d+ tokens\/s\)$/);
     expect(problems).toEqual([]);
     await page.close();
   });

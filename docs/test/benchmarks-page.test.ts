@@ -41,4 +41,22 @@ describe('the Benchmarks page and latest.md', () => {
     for (const d of derived) expect(md).toContain(`- ${d.label}: ${d.value}\n`);
     expect(md).toContain('- uncachedProjectionShare: 1.12\n');
   });
+
+  test("the in-browser run's baseline is the report's seed timings, as latest.md prints them", async () => {
+    process.env[reportEnvVar] = fixture;
+    const { browserBaseline: b } = await benchmarkData();
+    const md = renderMarkdown(readReport(fixture));
+    // The fixture's seed: cached 5.4159 ± 0.0452 ms, uncached 84.660 ± 1.303 ms, speedup 15.63.
+    expect(b).toMatchObject({
+      file: expect.stringMatching(/report-ties\.json$/),
+      sizes: 'B=8, T=64, C=128, 8 heads',
+      quick: false,
+      cached: '5.42 ms ± 45.2 µs',
+      uncached: '84.7 ms ± 1.3 ms',
+    });
+    expect(b!.where).toBe('Node.js v20.20.2, wasm simd, AMD EPYC (2 CPUs), 2026-11-26');
+    expect(md).toContain(`cached:   ${b!.cached} per loop`);
+    expect(md).toContain(`uncached: ${b!.uncached} per loop`);
+    expect(md).toContain(`speedup: ${b!.speedup}`);
+  });
 });

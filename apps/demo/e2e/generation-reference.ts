@@ -34,7 +34,18 @@ export const pickerSpecs: Record<string, { label: string; spec: CacheSpec }> = {
   sink: { label: 'sink (4 + 28)', spec: { strategy: 'sink', sinkTokens: 4, window: 28 } },
   // Blocks change where the rows live, not what is attended: it decodes as a static cache.
   paged: { label: 'paged (blocks of 8)', spec: 'static' },
+  'quantized-int8': {
+    label: 'quantized int8 (groups of 16, last 16 in float32)',
+    spec: { strategy: 'quantized', bits: 8, groupSize: 16, residual: 16 },
+  },
+  'quantized-int4': {
+    label: 'quantized int4 (groups of 16, last 16 in float32)',
+    spec: { strategy: 'quantized', bits: 4, groupSize: 16, residual: 16 },
+  },
 };
+
+/** A sampled run past the model's 64 positions with the sliding window: 100 new tokens. */
+export const pastBlockSize = { strategy: 'sliding-window', maxNewTokens: 100 } as const;
 
 export interface Run {
   strategy: string;
@@ -46,6 +57,8 @@ export interface Expected {
   sampled: Run[];
   /** Greedy decoding without the cache. */
   greedy: string;
+  /** The sampled run of `pastBlockSize`. */
+  long: string;
 }
 
 /** Runs every expected generation once (about a second). */
@@ -80,7 +93,21 @@ export async function expectedGenerations(): Promise<Expected> {
       maxNewTokens: greedyTokens,
       useKvCache: false,
     });
-    return { sampled, greedy: tokenizer.decode(greedy.newTokens[0]!) };
+    const cache = createCache(pickerSpecs[pastBlockSize.strategy]!.spec, shape);
+    model.useCache(cache);
+    const long = await model.generate(prompt, {
+      maxNewTokens: pastBlockSize.maxNewTokens,
+      doSample: true,
+      temperature: defaults.temperature,
+      topK: defaults.topK,
+      seed: defaults.seed,
+    });
+    cache.dispose();
+    return {
+      sampled,
+      greedy: tokenizer.decode(greedy.newTokens[0]!),
+      long: tokenizer.decode(long.newTokens[0]!),
+    };
   } finally {
     model.dispose();
   }

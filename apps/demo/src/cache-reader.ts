@@ -1,11 +1,12 @@
 // The one place the demo reads a KV cache, through the public contract every strategy keeps:
 // `kvCache.read(layer, B)` (the rows each batch row holds, in position order, with each key's
 // position), `seqLength(layer, row)` and `slotsHeld(layer, row)` per row, `visibility`, and
-// `bytesUsed()` / `bytesReserved()`. The static cache's `mha.cacheK` snapshot (the notebook's
+// `bytesUsed()` / `bytesReserved()` (a quantized cache's `read` gives its rows dequantized, and
+// its `quantizedLength` how many are quantized). The static cache's `mha.cacheK` snapshot (the notebook's
 // `cache_k`) exists for that strategy only and is used only to print it as the notebook does.
 // The panels only see `CacheSnapshot`.
 import type { CausalSelfAttention } from '@kvkit/attention';
-import type { Visibility } from '@kvkit/kv-cache';
+import { QuantizedKVCache, type Visibility } from '@kvkit/kv-cache';
 import { formatTensor } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -17,6 +18,8 @@ export interface RowSnapshot {
   slotsHeld: number;
   /** The positions held, ascending. */
   positions: number[];
+  /** How many of them (the oldest) a quantized cache holds in int8 / int4; 0 for the others. */
+  quantized: number;
   /** Keys, then values, of the held positions: `(nkv, positions.length, hs)` row-major. */
   keys: Float32Array;
   values: Float32Array;
@@ -69,6 +72,7 @@ export function readCache(mha: CausalSelfAttention, batchRows: number): CacheSna
       seqLength: cache.seqLength(layer, b),
       slotsHeld: cache.slotsHeld(layer, b),
       positions: held.map((j) => positions[b * t + j]!),
+      quantized: cache instanceof QuantizedKVCache ? cache.quantizedLength(layer, b) : 0,
       keys: pick(k),
       values: pick(v),
     };

@@ -4,7 +4,7 @@
 // reports after every token what the panel shows live: the text so far, tokens per second and
 // the cache's bytes. Stopping is the AbortSignal of `generate`.
 import { type CharTokenizer, type GPT, loadCharModel, type WeightsSource } from '@kvkit/attention';
-import type { KVCache } from '@kvkit/kv-cache';
+import { type KVCache, QuantizedKVCache } from '@kvkit/kv-cache';
 import { strategyById } from './strategies.ts';
 
 /** What a run is asked for: the panel's controls. */
@@ -38,6 +38,8 @@ export interface CacheState {
   bytesReserved: number;
   seqLength: number;
   slotsHeld: number;
+  /** Positions held quantized (a quantized cache), else 0. */
+  quantized: number;
 }
 
 export interface GenerationOutcome extends GenerationProgress {
@@ -63,7 +65,7 @@ export class TextGenerator {
     return new TextGenerator(model, tokenizer);
   }
 
-  /** The longest prompt + new tokens a cached run may reach (blockSize: see the panel's note). */
+  /** The model's context: the positions its embeddings cover (see the panel's note). */
   get blockSize(): number {
     return this.model.dims.blockSize;
   }
@@ -89,8 +91,10 @@ export class TextGenerator {
       seed: settings.seed,
       ...(options.signal ? { signal: options.signal } : {}),
     };
-    const stream = model.stream([prompt], generateOptions); // checks every option, runs nothing
+    // A fresh cache first: whether the run may go past blockSize depends on it (a sliding-window
+    // or sink cache that fits in blockSize decodes past it).
     if (settings.useKvCache) this.#useFreshCache(settings.strategy);
+    const stream = model.stream([prompt], generateOptions); // checks every option, runs nothing
     const newTokens: number[] = [];
     const start = performance.now();
     const progress = (): GenerationProgress => {
@@ -117,6 +121,19 @@ export class TextGenerator {
     }
   }
 
+  /**
+   * Gives the model a fresh, empty cache of this strategy (what the next run starts from) and
+   * says whether it lets a cached run go past blockSize (`GPT.decodesPastBlockSize`: a
+   * sliding-window or sink cache that fits in it). Not while a run is going on.
+   *
+   * @example
+   * generator.select('sliding-window'); // { decodesPastBlockSize: true }
+   */
+  select(strategy: string): { decodesPastBlockSize: boolean } {
+    this.#useFreshCache(strategy);
+    return { decodesPastBlockSize: this.model.decodesPastBlockSize };
+  }
+
   /** The model's cache as the panel shows it (row 0, layer 0), or null before any cached run. */
   cacheState(): CacheState | null {
     const cache = this.#cache;
@@ -127,6 +144,7 @@ export class TextGenerator {
       bytesReserved: cache.bytesReserved(),
       seqLength: cache.seqLength(0, 0),
       slotsHeld: cache.slotsHeld(0, 0),
+      quantized: cache instanceof QuantizedKVCache ? cache.quantizedLength(0, 0) : 0,
     };
   }
 

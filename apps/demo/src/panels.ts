@@ -1,7 +1,7 @@
 // The demo page's panels, in the order of its tabs. A panel is a self-contained view with its
 // own controls; main.ts makes a tab and a section for each entry. Adding a panel is one entry
 // here and one module in panels/. (The cache strategies the panels offer have their own
-// registry, strategies.ts, with the strategies still to come in `plannedStrategies`.)
+// registry, strategies.ts.)
 import type { BackendInfo } from '@kvkit/tensor-utils';
 import { cachePanel } from './panels/cache-panel.ts';
 import { generatePanel } from './panels/generate-panel.ts';

@@ -1,8 +1,15 @@
 // The cache strategies the demo offers, in the order of its pickers (the cache view and text
-// generation share this list). Each entry builds a kvkit cache for a model's shape through the
-// public API only (`createCache` and `PagedKVCache` from @kvkit/kv-cache); the panels never
-// name a strategy class. A new strategy is one more entry here.
-import { type CacheShape, createCache, type KVCache, PagedKVCache } from '@kvkit/kv-cache';
+// generation share this list): every strategy @kvkit/kv-cache ships, the quantized one at 8 and
+// at 4 bits. Each entry builds a kvkit cache for a model's shape through the public API only
+// (`createCache` and `PagedKVCache` from @kvkit/kv-cache); the panels never name a strategy
+// class. A new strategy is one more entry here.
+import {
+  type CacheShape,
+  createCache,
+  GROUP_SIZES,
+  type KVCache,
+  PagedKVCache,
+} from '@kvkit/kv-cache';
 
 /** A cache strategy the demo can show, with settings scaled to the model's context. */
 export interface StrategyChoice {
@@ -31,6 +38,30 @@ export function windowSettings(blockSize: number): {
 /** Positions per block of the paged cache: an eighth of the context (at least 2). */
 export function pagedBlockSize(blockSize: number): number {
   return Math.max(2, Math.floor(blockSize / 8));
+}
+
+/**
+ * The quantized caches' settings for a context of `blockSize` positions: groups of a quarter of
+ * it (the smallest group size the kernel reads, 4, at least), and as many recent positions kept
+ * in float32, so that half the context or more is quantized once it fills.
+ */
+export function quantizedSettings(blockSize: number): { groupSize: number; residual: number } {
+  const quarter = Math.floor(blockSize / 4);
+  const groupSize = [...GROUP_SIZES].reverse().find((g) => g <= quarter) ?? GROUP_SIZES[0]!;
+  return { groupSize, residual: groupSize };
+}
+
+/** The quantized entry at `bits` bits. */
+function quantized(bits: 8 | 4): StrategyChoice {
+  return {
+    id: `quantized-int${bits}`,
+    label: (T) => {
+      const q = quantizedSettings(T);
+      return `quantized int${bits} (groups of ${q.groupSize}, last ${q.residual} in float32)`;
+    },
+    create: (shape) =>
+      createCache({ strategy: 'quantized', bits, ...quantizedSettings(shape.blockSize) }, shape),
+  };
 }
 
 /** The dynamic cache's first allocation: an eighth of the context, so it visibly grows. */
@@ -89,20 +120,8 @@ export const strategies: readonly StrategyChoice[] = [
       });
     },
   },
-];
-
-/**
- * Strategies that have a place in the pickers but are not offered, because kvkit does not ship
- * them yet. They are not rendered: an entry moves to `strategies` when its cache lands.
- * - `quantized`: int8 / int4 keys and values (`{ strategy: 'quantized', bits }` for
- *   `createCache`), with its bytes against the float32 caches'.
- */
-export const plannedStrategies: readonly { id: string; label: string; needs: string }[] = [
-  {
-    id: 'quantized',
-    label: 'quantized (int8)',
-    needs: "a quantized KVCache in @kvkit/kv-cache ({ strategy: 'quantized', bits: 8 })",
-  },
+  quantized(8),
+  quantized(4),
 ];
 
 /** The entry with this id, or the first one (static). */

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { newestQueryWeights, readCache } from '../src/cache-reader.ts';
 import { strategies, strategyById } from '../src/strategies.ts';
+import { quantizedBytes } from './quantized-bytes.ts';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -24,6 +25,8 @@ const expectedHeld: Record<string, (T: number) => number[]> = {
   'sliding-window': (T) => [...Array(T).keys()].filter((p) => p >= T - 4),
   sink: (T) => [...Array(T).keys()].filter((p) => p < 1 || p >= T - 3),
   paged: (T) => [...Array(T).keys()],
+  'quantized-int8': (T) => [...Array(T).keys()],
+  'quantized-int4': (T) => [...Array(T).keys()],
 };
 
 /**
@@ -100,11 +103,20 @@ describe('cache-reader', () => {
           y = mha.forward(chunk, { useKvCache: true, startPos: t }); // (B, 1, C)
         }
         const s = readCache(mha, 2)!;
-        expect(s.strategy).toBe(id);
+        expect(s.strategy).toBe(id.replace(/-int[48]$/, '')); // the cache's own name
         for (const row of s.rows) {
           expect(row.seqLength).toBe(8);
           expect(row.positions).toEqual(expectedHeld[id]!(8));
           expect(row.slotsHeld).toBe(row.positions.length);
+        }
+        if (id.startsWith('quantized')) {
+          // Groups of 4, the last 4 in float32 (strategies.ts for blockSize 8): 4 of 8 quantized.
+          const want = quantizedBytes(8, 4, 4, 4, id.endsWith('8') ? 8 : 4);
+          expect(s.rows.map((r) => r.quantized)).toEqual([want.Q, want.Q]);
+          expect(want.Q).toBe(4);
+          expect(s.bytesUsed).toBe(2 * 2 * want.bytes); // 2 rows, nkv 2
+        } else {
+          expect(s.rows.map((r) => r.quantized)).toEqual([0, 0]);
         }
         const weights = newestQueryWeights(mha, chunk!, s); // [B][nh][position]
         for (const perHead of weights) {
@@ -116,7 +128,10 @@ describe('cache-reader', () => {
         }
         const out = recomputedOutput(mha, weights, s);
         const mine = tf.reshape(y!, [2, 8]);
-        expect(allclose(out, mine, { atol: 1e-5 })).toBe(true);
+        // The kernel scores quantized keys against an int16-rounded query (quantized-cache.md:
+        // within 1e-4 of the dequantized rows); every other strategy is float32 throughout.
+        const atol = id.startsWith('quantized') ? 1e-4 : 1e-5;
+        expect(allclose(out, mine, { atol })).toBe(true);
         tf.dispose([x, y!, chunk!, out, mine]);
         mha.dispose();
       });

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type GenerationSettings, TextGenerator } from '../src/generation.ts';
 import { strategies } from '../src/strategies.ts';
+import { quantizedBytes } from './quantized-bytes.ts';
 
 const modelPath = createRequire(import.meta.url).resolve(
   '@kvkit/attention/models/genesis-char.safetensors',
@@ -76,6 +77,8 @@ const specs: Record<string, CacheSpec> = {
   sink: { strategy: 'sink', sinkTokens: 4, window: 28 },
   // paged keeps every position, in blocks: it must decode as the static cache does
   paged: 'static',
+  'quantized-int8': { strategy: 'quantized', bits: 8, groupSize: 16, residual: 16 },
+  'quantized-int4': { strategy: 'quantized', bits: 4, groupSize: 16, residual: 16 },
 };
 
 describe('text generation with the shipped model', () => {
@@ -86,6 +89,8 @@ describe('text generation with the shipped model', () => {
       'sliding window (32)',
       'sink (4 + 28)',
       'paged (blocks of 8)',
+      'quantized int8 (groups of 16, last 16 in float32)',
+      'quantized int4 (groups of 16, last 16 in float32)',
     ]);
   });
 
@@ -99,11 +104,21 @@ describe('text generation with the shipped model', () => {
       expect(out.text).toBe(await referenceText(s, specs[id]!));
       expect(steps).toEqual(Array.from({ length: 52 }, (_, i) => i + 1)); // one report per token
       // The last token is never fed back: prompt + 51 positions seen.
-      expect(out.cache!.strategy).toBe(id);
+      expect(out.cache!.strategy).toBe(id.replace(/-int[48]$/, '')); // the cache's own name
       expect(out.cache!.seqLength).toBe(12 + 51);
       const held = { 'sliding-window': 32, sink: 32 }[id as 'sink'] ?? 63;
       expect(out.cache!.slotsHeld).toBe(held);
-      expect(out.cache!.bytesUsed).toBe(held * 2 * 3 * 48 * 4); // K and V, 3 layers, width 48, float32
+      if (id.startsWith('quantized')) {
+        // 63 positions, groups of 16, the last 16 in float32: 32 quantized; 3 layers x 3 heads of 16.
+        const q = quantizedBytes(63, 16, 16, 16, id.endsWith('8') ? 8 : 4);
+        expect(out.cache!.quantized).toBe(q.Q);
+        expect(q.Q).toBe(32);
+        expect(out.cache!.bytesUsed).toBe(3 * 3 * q.bytes);
+        expect(out.cache!.bytesUsed).toBeLessThan(held * 2 * 3 * 48 * 4);
+      } else {
+        expect(out.cache!.quantized).toBe(0);
+        expect(out.cache!.bytesUsed).toBe(held * 2 * 3 * 48 * 4); // K and V, 3 layers, width 48, float32
+      }
       expect(out.cache!.bytesReserved).toBeGreaterThanOrEqual(out.cache!.bytesUsed);
     },
   );
@@ -116,6 +131,29 @@ describe('text generation with the shipped model', () => {
     expect(uncached.text).toBe(cached.text);
     expect(uncached.cache).toBeNull();
     expect(cached.text).toBe(await referenceText({ ...greedy, useKvCache: false }, null));
+  });
+
+  test('a windowed cache goes past the context (GPT.decodesPastBlockSize); a cache that keeps every position refuses', async () => {
+    expect(strategies.map((st) => [st.id, demo.select(st.id).decodesPastBlockSize])).toEqual([
+      ['static', false],
+      ['dynamic', false],
+      ['sliding-window', true],
+      ['sink', true],
+      ['paged', false],
+      ['quantized-int8', false],
+      ['quantized-int4', false],
+    ]);
+    for (const id of ['sliding-window', 'sink']) {
+      const long = { ...sampled, strategy: id, maxNewTokens: 100 }; // 12 + 100 > 64
+      const out = await demo.run(long);
+      expect(out.steps).toBe(100);
+      expect(out.cache!.seqLength).toBe(12 + 99);
+      expect(out.cache!.slotsHeld).toBe(32);
+      expect(out.text).toBe(await referenceText(long, specs[id]!));
+    }
+    await expect(demo.run({ ...sampled, maxNewTokens: 100 })).rejects.toThrow(
+      /exceeds blockSize 64/,
+    );
   });
 
   test('without the cache it goes past the context (minGPT crops); the abort signal stops it', async () => {

@@ -104,7 +104,12 @@ function mount(root: HTMLElement, context: PanelContext): void {
     status.dataset.lengths = seen.join(' ');
     bytes.textContent = snapshot
       ? `${snapshot.strategy} cache: ${formatBytes(snapshot.bytesUsed)} of keys and values held, ` +
-        `${formatBytes(snapshot.bytesReserved)} reserved (bytesUsed / bytesReserved)`
+        `${formatBytes(snapshot.bytesReserved)} reserved (bytesUsed / bytesReserved)` +
+        (snapshot.strategy === 'quantized'
+          ? `. Quantized rows are padded to 16 channels (int8) or 32 (int4): at head size ${C} ` +
+            'they are no smaller than float32 ones; the Generate text panel’s model (head size ' +
+            '16) shows the saving.'
+          : '')
       : '';
     bytes.dataset.used = String(snapshot?.bytesUsed ?? 0);
     bytes.dataset.reserved = String(snapshot?.bytesReserved ?? 0);
@@ -154,7 +159,9 @@ function mount(root: HTMLElement, context: PanelContext): void {
     }
   };
 
+  let epoch = 0; // bumped by every restart: a Play loop of an earlier module stops
   const restart = () => {
+    epoch++;
     mha.dispose();
     mha = buildModule(strategy.value);
     kind = batch.value as BatchKind;
@@ -167,7 +174,8 @@ function mount(root: HTMLElement, context: PanelContext): void {
   action(
     play,
     async () => {
-      while (!full()) {
+      const mine = epoch;
+      while (!full() && epoch === mine) {
         advance();
         await nextFrame();
         await new Promise((done) => setTimeout(done, 250));
@@ -212,9 +220,11 @@ function rowView(b: number) {
     const len = row?.seqLength ?? 0;
     const heldCount = row?.slotsHeld ?? 0;
     const held = heldCount < len ? `, ${heldCount} held` : '';
-    length.textContent = `${len} of ${T} positions seen${held}`;
+    const quantized = row?.quantized ? `, ${row.quantized} quantized` : '';
+    length.textContent = `${len} of ${T} positions seen${held}${quantized}`;
     length.dataset.length = String(len);
     length.dataset.held = String(heldCount);
+    length.dataset.quantized = String(row?.quantized ?? 0);
     const cols = s ? s.nKvHeads * s.headSize : C;
     // Row p of the map is position p: the held positions carry their keys (one kv head here,
     // so a row's (nkv, hs) values are its hs values), the others are evicted or not seen yet.

@@ -124,16 +124,25 @@ function mount(root: HTMLElement, context: PanelContext): void {
     topK.disabled = greedy;
     run.disabled = running || generator === null;
     stop.disabled = !running;
-    if (generator) {
+    if (generator && !running) {
       const T = generator.blockSize;
-      limitNote.textContent = useCache.checked
-        ? `With the cache, prompt + new tokens must fit the model's ${T} positions (its ` +
-          'position embeddings end there, whatever the strategy). Without it there is no limit: ' +
-          `each step re-runs the last ${T} characters, as minGPT does.`
-        : `Without the cache every token re-runs the model over the last ${T} characters.`;
+      const past = useCache.checked && generator.select(strategy.value).decodesPastBlockSize;
+      limitNote.dataset.pastBlockSize = String(past);
+      limitNote.textContent = !useCache.checked
+        ? `Without the cache every token re-runs the model over the last ${T} characters, as ` +
+          'minGPT does: no length limit.'
+        : past
+          ? `This cache holds fewer than the model's ${T} positions, so the run may go past ` +
+            `${T}: tokens from there on take position ${T - 1}'s embedding, an approximation ` +
+            "of minGPT's crop-and-recompute (see the generation guide)."
+          : `This cache keeps every position: prompt + new tokens must fit the model's ${T} ` +
+            'positions (its position embeddings end there). The sliding-window and sink ' +
+            'caches, or no cache, go further.';
     }
   };
-  for (const control of [useCache, sampling]) control.addEventListener('change', syncControls);
+  for (const control of [useCache, sampling, strategy]) {
+    control.addEventListener('change', syncControls);
+  }
 
   const settings = (): GenerationSettings => {
     const greedy = sampling.value === 'greedy';
@@ -155,16 +164,18 @@ function mount(root: HTMLElement, context: PanelContext): void {
     rate.textContent = `${p.steps} tokens · ${p.tokensPerSecond.toFixed(0)} tokens/s`;
     rate.dataset.rate = String(p.tokensPerSecond);
     if (p.cache) {
-      const { strategy: name, bytesUsed, bytesReserved, seqLength, slotsHeld } = p.cache;
+      const { strategy: name, bytesUsed, bytesReserved, seqLength, slotsHeld, quantized } = p.cache;
       memory.textContent =
         ` · ${name} cache: ${formatBytes(bytesUsed)} used of ${formatBytes(bytesReserved)} ` +
-        `reserved · ${slotsHeld} of ${seqLength} positions held`;
+        `reserved · ${slotsHeld} of ${seqLength} positions held` +
+        (quantized > 0 ? `, ${quantized} of them quantized` : '');
+      memory.dataset.quantized = String(quantized);
       memory.dataset.used = String(bytesUsed);
       memory.dataset.reserved = String(bytesReserved);
       memory.dataset.held = String(slotsHeld);
     } else {
       memory.textContent = ' · no cache';
-      for (const key of ['used', 'reserved', 'held']) delete memory.dataset[key];
+      for (const key of ['used', 'reserved', 'held', 'quantized']) delete memory.dataset[key];
     }
   };
 
