@@ -7,7 +7,7 @@
 // the command was started from), else packages/bench/reports/latest.json (written by
 // `npm run bench`, ignored by git), else the newest committed run in
 // packages/bench/reports/history/. With none of them, the page says there is no report yet.
-// The history chart follows the seed's ratios across every committed run, then the shown one.
+// The history chart follows the seed's and the GPT's ratios across every committed run, then the shown one.
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,7 +57,7 @@ export interface PageReport extends Omit<ReportView, 'scenarios'> {
   overviewCharts: ChartView[];
   /** The peer comparison's chart (kvkit, PyTorch, both ONNX Runtimes, the floor), if any. */
   peersCharts: ChartView[];
-  /** The seed's ratios across the committed runs and this one; null with nothing to draw. */
+  /** The seed's and the GPT's ratios across the committed runs and this one; null with nothing to draw. */
   history: { runs: string[]; chart: ChartView } | null;
   scenarios: PageScenario[];
 }

@@ -70,16 +70,22 @@ export function forwardKernel(a: KernelForwardArgs): tf.Tensor3D | null {
     if (a.spans) heap.f32().fill(0, out / 4, out / 4 + B * T * C);
     if (a.cache) {
       a.beforeWrite();
-      // A ring cache takes one position at a time once it is full: attend piece by piece.
-      for (const p of cachePieces(a.cache, a.layer, a.startPos, T, a.spans)) {
-        const spans = p.spans ? { spans: p.spans } : {};
-        const piece = { ...rows, ptr: io + p.from * W * 4, T: p.T };
-        const view = a.cache.update(a.layer, piece, p.startPos, spans);
-        attend(
-          view,
-          { ...queries, ptr: piece.ptr, T: p.T, nHead: nh, startPos: p.startPos, ...spans },
-          { ...output, ptr: out + p.from * C * 4 },
-        );
+      if (!a.spans && a.cache.maxUpdateLength(a.layer, a.startPos, B) >= T) {
+        // The common case: the whole chunk in one update and one kernel call.
+        const view = a.cache.update(a.layer, rows, a.startPos);
+        attend(view, { ...queries, T, nHead: nh, startPos: a.startPos }, output);
+      } else {
+        // A ring cache takes one position at a time once it is full: attend piece by piece.
+        for (const p of cachePieces(a.cache, a.layer, a.startPos, T, a.spans)) {
+          const spans = p.spans ? { spans: p.spans } : {};
+          const piece = { ...rows, ptr: io + p.from * W * 4, T: p.T };
+          const view = a.cache.update(a.layer, piece, p.startPos, spans);
+          attend(
+            view,
+            { ...queries, ptr: piece.ptr, T: p.T, nHead: nh, startPos: p.startPos, ...spans },
+            { ...output, ptr: out + p.from * C * 4 },
+          );
+        }
       }
     } else {
       const spans = a.spans ? { spans: a.spans } : {};

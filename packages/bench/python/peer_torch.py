@@ -11,6 +11,14 @@ Two workloads, each in two forms of the projections:
   --mode layer  one attention layer's decode step at each context t (cached: the step at t with t
                 cached positions; uncached: the forward of the t + 1 token prefix), with the
                 weights and input kvkit wrote to --tensors (a JSON manifest + raw float32 file).
+  --mode gpt    a whole minGPT GPT (static cache, max_batch_size 1) on the weights kvkit wrote to
+                --gpt-tensors: prefill the prompt's first max(contexts) positions, then, longest
+                context first, decode prompt token t at position t (re-decoding: the static
+                cache simply overwrites position t), then the no-cache forward of the first
+                uncachedT + 1 tokens; logits of the last position only, as kvkit's
+                lastPositionOnly. In the addmv form every Linear of the model (lm_head too) is
+                the (in, out) contiguous copy; it is the same model, converted after the
+                nn.Linear form's steps, on the same cache (prefilled once).
 
 A minimal CausalSelfAttention with the fork's static KV cache (written from the notebook's
 description). Timed like IPython's %timeit: loops calibrated with timeit.Timer.autorange
@@ -21,6 +29,7 @@ for the caller to check against kvkit's before it reports any timing.
 """
 
 import argparse
+import functools
 import glob
 import json
 import math
@@ -40,11 +49,13 @@ class ContiguousLinear(nn.Module):
     def __init__(self, linear):
         super().__init__()
         self.weight_t = linear.weight.detach().t().contiguous()  # (in, out)
-        self.bias = linear.bias.detach()
+        self.bias = None if linear.bias is None else linear.bias.detach()
 
     def forward(self, x):
         rows = x.reshape(-1, x.shape[-1])
-        if rows.shape[0] == 1:
+        if self.bias is None:  # lm_head
+            y = torch.mv(self.weight_t.t(), rows[0]).unsqueeze(0) if rows.shape[0] == 1 else rows @ self.weight_t
+        elif rows.shape[0] == 1:
             y = torch.addmv(self.bias, self.weight_t.t(), rows[0]).unsqueeze(0)
         else:
             y = torch.addmm(self.bias, rows, self.weight_t)
@@ -96,29 +107,96 @@ class CausalSelfAttention(nn.Module):
         return self.c_proj(y)
 
 
+class NewGELU(nn.Module):
+    """minGPT's NewGELU (GPT-2's gelu_new), the tanh approximation."""
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class Block(nn.Module):
+    def __init__(self, n_embd, n_head, block_size):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd)
+        self.attn = CausalSelfAttention(n_embd, n_head, block_size, max_batch_size=1)
+        self.ln_2 = nn.LayerNorm(n_embd)
+        self.mlp = nn.ModuleDict(dict(c_fc=nn.Linear(n_embd, 4 * n_embd), c_proj=nn.Linear(4 * n_embd, n_embd), act=NewGELU()))
+
+    def forward(self, x, use_kv_cache, start_pos):
+        x = x + self.attn(self.ln_1(x), use_kv_cache, start_pos)
+        m = self.mlp
+        return x + m.c_proj(m.act(m.c_fc(self.ln_2(x))))
+
+
+class GPT(nn.Module):
+    """minGPT's GPT (names and layout), positions start_pos + i, logits of the last position."""
+
+    def __init__(self, n_layer, n_head, n_embd, vocab_size, block_size):
+        super().__init__()
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(vocab_size, n_embd),
+            wpe=nn.Embedding(block_size, n_embd),
+            h=nn.ModuleList([Block(n_embd, n_head, block_size) for _ in range(n_layer)]),
+            ln_f=nn.LayerNorm(n_embd),
+        ))
+        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+
+    def to_form(self, form):
+        if form == "addmv":
+            for b in self.transformer.h:
+                b.attn.to_form(form)
+                b.mlp.c_fc = ContiguousLinear(b.mlp.c_fc)
+                b.mlp.c_proj = ContiguousLinear(b.mlp.c_proj)
+            self.lm_head = ContiguousLinear(self.lm_head)
+        return self
+
+    def forward(self, idx, use_kv_cache=False, start_pos=0):
+        T = idx.shape[1]
+        pos = torch.arange(start_pos, start_pos + T, dtype=torch.long)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+        for block in self.transformer.h:
+            x = block(x, use_kv_cache, start_pos)
+        return self.lm_head(self.transformer.ln_f(x[:, -1:]))
+
+
 def autorange(timer, target):
     """timeit.Timer.autorange with a target other than its fixed 0.2 s (quick runs use 20 ms)."""
     scale = 1
     while True:
         for m in (1, 2, 5):
             loops = m * scale
-            if timer.timeit(loops) >= target:
-                return loops
+            took = timer.timeit(loops)
+            if took >= target:
+                return loops, took / loops
         scale *= 10
 
 
-def measure(fn, a):
-    fn()  # warm-up
+def measure(fn, a, budget_s=math.inf, warmup=True, fixed=None):
+    """%timeit: a warm-up call, autorange, then --repeats repeats; fewer (down to 3) when they
+    would take longer than budget_s, as the bench's timeit does with budgetMs. `fixed`
+    (loops, repeats) skips the calibration: for calls of a second or more."""
+    if warmup:
+        fn()
     timer = timeit.Timer(fn)
-    loops = a.loops or autorange(timer, a.target_ms / 1000)
-    samples = [t / loops * 1000 for t in timer.repeat(repeat=a.repeats, number=loops)]
+    if fixed:
+        loops, repeats = a.loops or fixed[0], fixed[1]
+        per_call, budget_s = math.nan, math.inf
+    elif a.loops:
+        loops = a.loops
+        per_call = math.nan if math.isinf(budget_s) else timer.timeit(1)
+    else:
+        loops, per_call = autorange(timer, a.target_ms / 1000)
+    if not fixed:
+        affordable = a.repeats if math.isinf(budget_s) else math.floor(budget_s / (per_call * loops))
+        repeats = max(min(a.repeats, 3), min(a.repeats, affordable))
+    samples = [t / loops * 1000 for t in timer.repeat(repeat=repeats, number=loops)]
     return {
         "meanMs": statistics.fmean(samples),
         "stdMs": statistics.pstdev(samples),
         "minMs": min(samples),
         "medianMs": statistics.median(samples),
         "loops": loops,
-        "repeats": a.repeats,
+        "repeats": repeats,
         "samplesMs": samples,
     }
 
@@ -152,6 +230,7 @@ def seed(a, form):
     return {"cached": measure(cached, a), "uncached": measure(uncached, a), "check": check}
 
 
+@functools.lru_cache(maxsize=2)  # each form reads the same file: read it once
 def read_tensors(path):
     with open(path) as f:
         manifest = json.load(f)
@@ -185,11 +264,48 @@ def layer(a, form):
     return {"timings": out, "check": check}
 
 
+def gpt(a, forms):
+    """Both forms on one model: prefilled once with nn.Linear, converted to the addmv form after
+    its steps (the cache is the attention modules' own, so it stays)."""
+    tensors, manifest = read_tensors(a.gpt_tensors)
+    n_layer, n_head, n_embd = manifest["nLayer"], manifest["nHead"], manifest["C"]
+    vocab, block = manifest["vocabSize"], manifest["blockSize"]
+    contexts, uncached_t, chunk = manifest["contexts"], manifest["uncachedT"], manifest["prefillChunk"]
+    step_budget = manifest["stepBudgetMs"] / 1000
+    m = GPT(n_layer, n_head, n_embd, vocab, block).eval()
+    missing, unexpected = m.load_state_dict(tensors, strict=False)
+    # Only the causal-mask buffers (attn.bias, not parameters) come from the module itself.
+    missing = [k for k in missing if not k.endswith(".attn.bias")]
+    if missing or unexpected:
+        raise SystemExit(f"gpt: state dict mismatch: missing {missing}, unexpected {unexpected}")
+    ids = torch.tensor([manifest["ids"]], dtype=torch.long)  # (1, blockSize)
+    longest = max(contexts)
+    for start in range(0, longest, chunk):
+        m(ids[:, start : min(longest, start + chunk)], use_kv_cache=True, start_pos=start)
+    results = {}
+    for form in forms:  # "linear" first: to_form only ever goes from nn.Linear to addmv
+        m.to_form(form)
+        out, check = {}, {}
+        for t in sorted(contexts, reverse=True):
+            token = ids[:, t : t + 1]
+            step = lambda: m(token, use_kv_cache=True, start_pos=t)  # noqa: E731
+            check[f"cached/t={t}"] = flat(step())
+            out[f"cached/t={t}"] = measure(step, a, step_budget)
+        prefix = ids[:, : uncached_t + 1]
+        full = lambda: m(prefix)  # noqa: E731
+        # A second or more a call: its first call (checked) warms up, then 3 repeats of one.
+        check[f"uncached/t={uncached_t}"] = flat(full())
+        out[f"uncached/t={uncached_t}"] = measure(full, a, warmup=False, fixed=(1, min(a.repeats, 3)))
+        results[form] = {"timings": out, "check": check}
+    return results
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", default="seed", help="seed, layer, or both: seed,layer")
+    p.add_argument("--mode", default="seed", help="seed, layer, gpt, or several: seed,layer,gpt")
     p.add_argument("--forms", default="linear,addmv")
     p.add_argument("--tensors", default="")
+    p.add_argument("--gpt-tensors", default="")
     for name, default in [("B", 8), ("T", 64), ("C", 128), ("n-head", 8), ("prefill", 3), ("repeats", 7), ("loops", 0), ("target-ms", 200)]:
         p.add_argument(f"--{name}", type=int, default=default)
     a = p.parse_args()
@@ -203,10 +319,11 @@ def main():
         blas += f" ({lib} -> {os.path.realpath(lib)})"
     runs = {"seed": seed, "layer": layer}
     modes = a.mode.split(",")
-    if any(m not in runs for m in modes):
-        p.error(f"--mode: expected seed, layer or seed,layer, got {a.mode}")
+    if any(m not in [*runs, "gpt"] for m in modes):
+        p.error(f"--mode: expected a comma-separated list of seed, layer, gpt; got {a.mode}")
     # One process for both workloads: importing torch costs seconds.
-    out = {m: {form: runs[m](a, form) for form in a.forms.split(",")} for m in modes}
+    forms = a.forms.split(",")
+    out = {m: gpt(a, forms) if m == "gpt" else {form: runs[m](a, form) for form in forms} for m in modes}
     print(json.dumps({
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -1,5 +1,13 @@
 import { describe, expect, test } from 'vitest';
-import { applyFloors, floorOf, forwardWork, seedCachedWork, seedUncachedWork } from './floors.ts';
+import {
+  applyFloors,
+  floorOf,
+  forwardWork,
+  gptForwardWork,
+  gptPartWork,
+  seedCachedWork,
+  seedUncachedWork,
+} from './floors.ts';
 import type { Report, Scenario } from './report/schema.ts';
 import { timing } from './report/test-support/sample-report.ts';
 
@@ -30,6 +38,47 @@ describe('forwardWork', () => {
     const uncached = seedUncachedWork(s);
     expect(uncached.bytes).toBe(3 * 320 + (3 + 4 + 5) * 32); // prefixes of 3, 4, 5
     expect(uncached.flops).toBeGreaterThan(cached.flops);
+  });
+});
+
+// A tiny GPT on the same layer: 2 blocks, vocab 10.
+//   MLP: c_fc 4x16 + 16, c_proj 16x4 + 4 = 64 + 16 + 64 + 4 = 148 floats = 592 bytes
+//   ln_1 + ln_2: 4 vectors of 4 = 16 floats = 64 bytes
+//   ln_f 8 floats, lm_head 10x4 = 40 floats (no bias)
+const tinyGpt = { ...tiny, nLayer: 2, vocabSize: 10 };
+
+describe('gptForwardWork', () => {
+  test('a decode step at t = 9: every block once, 10 key/value rows per layer, one lm_head row', () => {
+    const w = gptForwardWork(tinyGpt, 1, 1, 10);
+    // per block 320 + 10 * 32 + 592 + 64 = 1296; ends: ln_f 32 + lm_head 160 + wte and wpe rows 2 * 16
+    expect(w.bytes).toBe(2 * 1296 + 32 + 160 + 32);
+    // per block: attention 288 (as above) + MLP 2 * (4*16 + 16*4) = 256; lm_head 2 * 10 * 4 = 80
+    expect(w.flops).toBe(2 * (288 + 256) + 80);
+  });
+
+  test('the no-cache forward of 3 tokens: 3 rows of every matMul but lm_head (last position only)', () => {
+    const w = gptForwardWork(tinyGpt, 1, 3, 3);
+    const attention = forwardWork(tiny, 1, 3, 3);
+    expect(w.flops).toBe(2 * (attention.flops + 3 * 256) + 80);
+    expect(w.bytes).toBe(2 * (attention.bytes + 592 + 64) + 32 + 160 + 3 * 2 * 16);
+  });
+
+  test('the parts of a step add up to its matMuls and key/value reads', () => {
+    const parts = [
+      'projections (c_attn + c_proj)',
+      'MLP (c_fc + c_proj)',
+      'attention kernel',
+      'lm_head',
+    ];
+    const sum = parts
+      .map((p) => gptPartWork(tinyGpt, p, 9)!)
+      .reduce((a, b) => ({ bytes: a.bytes + b.bytes, flops: a.flops + b.flops }));
+    const step = gptForwardWork(tinyGpt, 1, 1, 10);
+    // What the parts leave out: both layer norms of each block, ln_f, the two embedding rows.
+    expect(step.bytes - sum.bytes).toBe(2 * 64 + 32 + 32);
+    expect(step.flops).toBe(sum.flops);
+    expect(gptPartWork(tinyGpt, 'attention kernel', 9)!.bytes).toBe(2 * 10 * 32);
+    expect(gptPartWork(tinyGpt, 'layer norms, GELU, adds, embeddings', 9)).toBeNull();
   });
 });
 

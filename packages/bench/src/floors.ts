@@ -44,6 +44,66 @@ export function forwardWork(l: LayerSizes, B: number, T: number, L: number): Wor
   return { bytes: weights + kv, flops: projections + attention };
 }
 
+/** A GPT's sizes (minGPT's: the MLP is 4C wide, lm_head has no bias). */
+export interface GptModelSizes extends LayerSizes {
+  nLayer: number;
+  vocabSize: number;
+}
+
+/** Bytes and FLOPs of one MLP (c_fc C -> 4C, c_proj 4C -> C, with biases) over N rows. */
+function mlpWork(C: number, N: number): Work {
+  return { bytes: (C * 4 * C + 4 * C + 4 * C * C + C) * 4, flops: 2 * N * 2 * 4 * C * C };
+}
+
+/**
+ * One forward call of a GPT with `lastPositionOnly`: B sequences of T new tokens attending
+ * over L positions. Reads every block's weights once (attention as `forwardWork`, both layer
+ * norms, the MLP), the final norm and lm_head once, the T embedding rows of tokens and
+ * positions, and the keys and values of every layer; lm_head's FLOPs are for the last
+ * position only.
+ *
+ * @example
+ * gptForwardWork({ nLayer: 12, C: 768, nHead: 12, vocabSize: 50257 }, 1, 1, 513).bytes; // ~0.52e9
+ */
+export function gptForwardWork(g: GptModelSizes, B: number, T: number, L: number): Work {
+  const { C, nLayer, vocabSize: V } = g;
+  const norms = 2 * 2 * C * 4; // ln_1 and ln_2: weight and bias
+  const block = add(add(forwardWork(g, B, T, L), mlpWork(C, B * T)), { bytes: norms, flops: 0 });
+  const ends: Work = {
+    bytes: (2 * C + V * C + 2 * B * T * C) * 4, // ln_f, lm_head, the embedding rows
+    flops: 2 * B * V * C,
+  };
+  return { bytes: nLayer * block.bytes + ends.bytes, flops: nLayer * block.flops + ends.flops };
+}
+
+/**
+ * One part of a GPT decode step at t, as the gpt scenario times it alone (gpt-parts.ts): what
+ * it reads and computes for all layers; null for the elementwise part (too small to have a
+ * bandwidth floor worth the name).
+ */
+export function gptPartWork(g: GptModelSizes, part: string, t: number): Work | null {
+  const { C, nLayer, vocabSize: V } = g;
+  const hs = C / g.nHead;
+  const nkv = g.nKvHeads ?? g.nHead;
+  const qkv = C + 2 * nkv * hs;
+  if (part.startsWith('projections'))
+    return {
+      bytes: nLayer * (C * qkv + qkv + C * C + C) * 4,
+      flops: nLayer * 2 * (C * qkv + C * C),
+    };
+  if (part.startsWith('MLP')) {
+    const m = mlpWork(C, 1);
+    return { bytes: nLayer * m.bytes, flops: nLayer * m.flops };
+  }
+  if (part === 'attention kernel')
+    return {
+      bytes: nLayer * 2 * nkv * (t + 1) * hs * 4,
+      flops: nLayer * 2 * 2 * g.nHead * hs * (t + 1),
+    };
+  if (part === 'lm_head') return { bytes: V * C * 4, flops: 2 * V * C };
+  return null;
+}
+
 /** The seed's cached loop: prefill `prefill` rows, then one row at each later position. */
 export function seedCachedWork(s: LayerSizes & { B: number; T: number; prefill: number }): Work {
   let w = forwardWork(s, s.B, s.prefill, s.prefill);
@@ -110,6 +170,12 @@ export function measurementWork(s: Scenario, m: Measurement): Work | null {
       const keys = windowed ? Math.min(t + 1, num(p.window)!) : t + 1;
       return forwardWork(layer, 1, 1, keys);
     }
+    case 'gpt': {
+      const g = p as unknown as GptModelSizes;
+      const t = num(l.t)!;
+      if (variant === 'part') return gptPartWork(g, String(l.part), t);
+      return gptWork(g, variant, t);
+    }
     case 'steady': {
       // Steps at positions warm+1 .. warm+steps: the mean step attends over the middle one.
       const mid = 1 + num(p.warmupSteps)! + num(p.steps)! / 2;
@@ -120,7 +186,14 @@ export function measurementWork(s: Scenario, m: Measurement): Work | null {
   }
 }
 
-/** Peer scenarios: their labels say which workload (the seed or the context layer) they ran. */
+/** A GPT decode step at t (t cached, one new) or the no-cache forward of t + 1 tokens. */
+function gptWork(g: GptModelSizes, variant: string, t: number): Work | null {
+  if (variant === 'cached') return gptForwardWork(g, 1, 1, t + 1);
+  if (variant === 'uncached') return gptForwardWork(g, 1, t + 1, t + 1);
+  return null;
+}
+
+/** Peer scenarios: their labels say which workload (the seed, the context layer, the GPT) they ran. */
 function peerWork(
   p: Params,
   workload: unknown,
@@ -135,6 +208,8 @@ function peerWork(
         ? seedUncachedWork(z)
         : null;
   }
+  if (workload === 'gpt' && p.gpt && t !== undefined)
+    return gptWork(p.gpt as GptModelSizes, variant, t);
   if (workload === 'context' && p.layer && t !== undefined) {
     const z = p.layer as LayerSizes;
     return variant === 'cached'

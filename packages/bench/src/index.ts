@@ -7,7 +7,13 @@ export {
   formatComparison,
 } from './compare.ts';
 export { environment } from './environment.ts';
-export { applyFloors, forwardWork, type Work } from './floors.ts';
+export {
+  applyFloors,
+  forwardWork,
+  type GptModelSizes,
+  gptForwardWork,
+  type Work,
+} from './floors.ts';
 export { maxCv, maxOthersCpu } from './noise.ts';
 export {
   type AttentionLayerWeights,
@@ -15,6 +21,7 @@ export {
   attentionModel,
   onnxNames,
 } from './peers/onnx-attention.ts';
+export { type GptGraphSizes, gptModel, gptOnnxNames } from './peers/onnx-gpt.ts';
 export { OnnxGraph } from './peers/onnx-graph.ts';
 export { loadOrtEngine, type OrtEngine, type OrtEngineName } from './peers/ort-engines.ts';
 export { PastPresentRunner } from './peers/ort-runner.ts';
@@ -60,6 +67,7 @@ export {
 export { type RunOptions, runBenchmarks } from './run.ts';
 export type { ScenarioContext, ScenarioDefinition } from './scenario.ts';
 export { growthExponent } from './scenarios/context.ts';
+export { type GptSizes, type GptTensor, gptSizes, gptWeights } from './scenarios/gpt-workload.ts';
 export { scenarios } from './scenarios/index.ts';
 export { findTorchPython, peerTorchScript } from './scenarios/peer-torch.ts';
 export { seedSizes, seedWorkload } from './scenarios/seed-workload.ts';

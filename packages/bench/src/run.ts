@@ -1,6 +1,7 @@
 import { initBackend, ValueError } from '@kvkit/tensor-utils';
 import { environment } from './environment.ts';
 import { applyFloors } from './floors.ts';
+import { addGptRatios } from './gpt-targets.ts';
 import { measureMachine } from './machine.ts';
 import { coefficientOfVariation, runNoise, watchNoise } from './noise.ts';
 import type { Report, Scenario } from './report/schema.ts';
@@ -97,6 +98,7 @@ export async function runBenchmarks(options: RunOptions = {}): Promise<Report> {
     );
   }
   applyFloors(report);
+  addGptRatios(report);
   report.noise = runNoise(report.scenarios, report.machine);
   return report;
 }

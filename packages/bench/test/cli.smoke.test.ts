@@ -45,6 +45,7 @@ describe('kvbench --quick', () => {
       'paged',
       'quantized',
       'backends',
+      'gpt',
       'peer-torch',
       'peer-ort-web',
       'peer-ort-node',

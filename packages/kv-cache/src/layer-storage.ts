@@ -168,7 +168,8 @@ export class LayerStorage {
   writeRows(
     b: number,
     count: number,
-    slotOf: (i: number) => number,
+    start: number,
+    slotOf: (position: number) => number,
     src: HostRows | HeapRows,
     column = 0,
   ): void {
@@ -177,26 +178,38 @@ export class LayerStorage {
     const nkv = this.#nkv;
     const rowBytes = hs * 4;
     for (let i = 0; i < count; ) {
-      const slot = slotOf(i);
+      const slot = slotOf(start + i);
       let n = 1; // consecutive slots go in one copy
-      while (i + n < count && slotOf(i + n) === slot + n) n++;
+      while (i + n < count && slotOf(start + i + n) === slot + n) n++;
       this.#mark(b, slot + n);
       const c = column + i; // the source column of slot `slot`
       if ('ptr' in src) {
+        // Rows (b, c..c+n) of every head, for keys then values: one kernel call each.
         const from = src.ptr + b * src.batchStride + c * src.rowStride;
         const to = b * this.batchStride + slot * rowBytes;
-        for (const [base, offset] of [
-          [this.keys, src.keyOffset],
-          [this.values, src.valueOffset],
-        ] as const) {
-          heap.copyRows(
-            { ptr: from + offset, rowStride: src.rowStride, headStride: rowBytes },
-            { ptr: base + to, rowStride: rowBytes, headStride: this.headStride },
-            n,
-            nkv,
-            rowBytes,
-          );
-        }
+        const row = src.rowStride;
+        heap.copyRowsRaw(
+          from + src.keyOffset,
+          row,
+          rowBytes,
+          this.keys + to,
+          rowBytes,
+          this.headStride,
+          n,
+          nkv,
+          rowBytes,
+        );
+        heap.copyRowsRaw(
+          from + src.valueOffset,
+          row,
+          rowBytes,
+          this.values + to,
+          rowBytes,
+          this.headStride,
+          n,
+          nkv,
+          rowBytes,
+        );
       } else {
         const f32 = heap.f32();
         for (let j = 0; j < nkv; j++) {

@@ -5,7 +5,6 @@ import {
   checkCacheOptions,
   checkLayer,
   checkLength,
-  checkMaxBytes,
   checkRowIndex,
   checkRowList,
   checkRows,
@@ -65,6 +64,8 @@ export abstract class SlotKVCache implements KVCache {
   /** seqLength of every batch row, per layer (rows never written are 0). */
   protected readonly lengths: number[][];
   #disposed = false;
+  /** `slotOf`, bound once (the per-step write path makes no closure). */
+  readonly #slotAt = (position: number) => this.slotOf(position);
 
   protected constructor(
     options: KVCacheOptions & { maxBatchSize?: number | null },
@@ -189,9 +190,7 @@ export abstract class SlotKVCache implements KVCache {
     const { batchSize: B, T } = checkRows(rows, this.nKvHeads, this.headSize, this.heap);
     this.checkUpdate(layer, B, startPos, T, options.spans ? { spans: options.spans } : {});
     const starts = checkStartPositions(startPos, B);
-    const spans = options.spans
-      ? checkSpans(options.spans, B, T)
-      : { first: new Array<number>(B).fill(0), count: new Array<number>(B).fill(T) };
+    const spans = options.spans ? checkSpans(options.spans, B, T) : null;
     const host =
       'ptr' in rows
         ? rows
@@ -200,13 +199,15 @@ export abstract class SlotKVCache implements KVCache {
             values: rows.values.dataSync() as Float32Array,
             T,
           };
-    this.reserve(layer, B, Math.max(...starts.map((s, b) => s + spans.count[b]!))); // the last step that may fail
+    let end = 0;
+    for (let b = 0; b < B; b++) end = Math.max(end, starts[b]! + (spans ? spans.count[b]! : T));
+    this.reserve(layer, B, end); // the last step that may fail
     const s = this.layers[layer]!;
     const lengths = this.lengths[layer]!;
     for (let b = 0; b < B; b++) {
       const start = starts[b]!;
-      const n = spans.count[b]!;
-      if (n > 0) s.writeRows(b, n, (i) => this.slotOf(start + i), host, spans.first[b]!);
+      const n = spans ? spans.count[b]! : T;
+      if (n > 0) s.writeRows(b, n, start, this.#slotAt, host, spans ? spans.first[b]! : 0);
       lengths[b] = start + n;
     }
     return this.view(layer, B);

@@ -60,6 +60,8 @@ describe('Linear on one row (decode steps) runs kvkit’s matrix-vector kernel',
     [3, 5],
     [6, 18],
     [7, 9], // K % 4 and N % 8 tails
+    [13, 11], // eight rows, then four, then one; N % 8 tail
+    [3072, 768],
     [128, 384],
     [768, 2304],
     [768, 4100], // two column chunks, the second a tail

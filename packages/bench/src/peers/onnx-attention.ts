@@ -41,10 +41,24 @@ export const onnxNames = {
   presentValue: (i: number) => `present.${i}.value`,
 };
 
-/** (out, in) row-major -> (in, out) row-major: MatMul(x, W^T) without a Transpose node. */
-function transposed(w: Float32Array, out: number, inp: number): Float32Array {
+/**
+ * (out, in) row-major -> (in, out) row-major: MatMul(x, W^T) without a Transpose node.
+ *
+ * @example
+ * transposed(Float32Array.of(1, 2, 3, 4, 5, 6), 2, 3); // [1, 4, 2, 5, 3, 6]
+ */
+export function transposed(w: Float32Array, out: number, inp: number): Float32Array {
   const t = new Float32Array(w.length);
-  for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) t[i * out + o] = w[o * inp + i]!;
+  // In 64 x 64 tiles: both sides stay in the CPU caches (GPT-2's lm_head is 154 MB).
+  const tile = 64;
+  for (let o0 = 0; o0 < out; o0 += tile) {
+    const oEnd = Math.min(out, o0 + tile);
+    for (let i0 = 0; i0 < inp; i0 += tile) {
+      const iEnd = Math.min(inp, i0 + tile);
+      for (let o = o0; o < oEnd; o++)
+        for (let i = i0, from = o * inp + i0; i < iEnd; i++, from++) t[i * out + o] = w[from]!;
+    }
+  }
   return t;
 }
 

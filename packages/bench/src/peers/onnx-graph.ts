@@ -69,10 +69,10 @@ export class OnnxGraph {
     return name;
   }
 
-  /** Declares a float32 graph input. */
-  input(name: string, shape: readonly Dim[]): string {
+  /** Declares a graph input: float32, or int64 (token ids) when `int64` is set. */
+  input(name: string, shape: readonly Dim[], int64 = false): string {
     this.#claim(name);
-    this.#inputs.push(valueInfo(name, shape));
+    this.#inputs.push(valueInfo(name, shape, int64));
     return name;
   }
 
@@ -182,14 +182,14 @@ export class OnnxGraph {
   }
 }
 
-function valueInfo(name: string, shape: readonly Dim[]): ValueInfoProto {
+function valueInfo(name: string, shape: readonly Dim[], int64 = false): ValueInfoProto {
   return create(ValueInfoProtoSchema, {
     name,
     type: create(TypeProtoSchema, {
       value: {
         case: 'tensorType',
         value: create(TypeProto_TensorSchema, {
-          elemType: TensorProto_DataType.FLOAT,
+          elemType: int64 ? TensorProto_DataType.INT64 : TensorProto_DataType.FLOAT,
           shape: create(TensorShapeProtoSchema, {
             dim: shape.map((d) =>
               create(TensorShapeProto_DimensionSchema, {

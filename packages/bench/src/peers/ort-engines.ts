@@ -27,6 +27,8 @@ export interface OrtEngine {
   version: string;
   createSession(model: Uint8Array): Promise<OrtSession>;
   tensor(data: Float32Array, dims: readonly number[]): OrtTensor;
+  /** An int64 tensor (token ids, as transformers.js feeds `input_ids`). */
+  int64(data: ArrayLike<number>, dims: readonly number[]): OrtTensor;
 }
 
 /** Why an engine is not available, and the command that installs it. */
@@ -44,7 +46,11 @@ const installs: Record<OrtEngineName, string> = {
 
 interface OrtModule {
   InferenceSession: { create(model: Uint8Array, options: object): Promise<OrtSession> };
-  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensor;
+  Tensor: new (
+    type: 'float32' | 'int64',
+    data: Float32Array | BigInt64Array,
+    dims: readonly number[],
+  ) => OrtTensor;
   env: { versions?: Record<string, string>; wasm?: Record<string, unknown> };
 }
 
@@ -95,5 +101,11 @@ export async function loadOrtEngine(id: OrtEngineName): Promise<OrtEngine | OrtS
     version,
     createSession: (model) => ort.InferenceSession.create(model, options),
     tensor: (data, dims) => new ort.Tensor('float32', data, dims),
+    int64: (data, dims) =>
+      new ort.Tensor(
+        'int64',
+        BigInt64Array.from(data, (v) => BigInt(v)),
+        dims,
+      ),
   };
 }

@@ -9,12 +9,16 @@ import { DTypeError, ValueError } from '@kvkit/tensor-utils';
 import { onnxNames } from './onnx-attention.ts';
 import type { OrtEngine, OrtSession, OrtTensor } from './ort-engines.ts';
 
-/** The model's sizes the runner needs to build pasts. */
+/** The model's sizes the runner needs to build pasts, and its input and output names. */
 export interface RunnerDims {
   B: number;
   nKvHeads: number;
   headSize: number;
   layers: number;
+  /** The graph's input (`input` by default; a GPT's is `input_ids`). */
+  inputName?: string;
+  /** The graph's output (`output` by default; a GPT's is `logits`). */
+  outputName?: string;
 }
 
 /** `x[:, from:to]` of a row-major (B, T, C) array, as a new (B, to - from, C) array. */
@@ -71,13 +75,14 @@ export class PastPresentRunner {
     input: OrtTensor,
     pasts: Record<string, OrtTensor>,
   ): Promise<{ output: OrtTensor; pasts: Record<string, OrtTensor> }> {
-    const r = await this.#session.run({ [onnxNames.input]: input, ...pasts });
+    const { inputName = onnxNames.input, outputName = onnxNames.output } = this.#dims;
+    const r = await this.#session.run({ [inputName]: input, ...pasts });
     const next: Record<string, OrtTensor> = {};
     for (let i = 0; i < this.#dims.layers; i++) {
       next[onnxNames.pastKey(i)] = r[onnxNames.presentKey(i)]!;
       next[onnxNames.pastValue(i)] = r[onnxNames.presentValue(i)]!;
     }
-    return { output: r[onnxNames.output]!, pasts: next };
+    return { output: r[outputName]!, pasts: next };
   }
 
   /**
@@ -97,6 +102,29 @@ export class PastPresentRunner {
         value: chunks,
       });
     return { output, pasts };
+  }
+
+  /**
+   * The first `length` positions of `pasts` (B, nkv, P, hs), copied: the pasts of a shorter
+   * context, as a cache cropped back to `length` holds it.
+   */
+  truncate(pasts: Record<string, OrtTensor>, length: number): Record<string, OrtTensor> {
+    const out: Record<string, OrtTensor> = {};
+    for (const [name, t] of Object.entries(pasts)) {
+      const [B, n, P, hs] = t.dims as [number, number, number, number];
+      if (!(Number.isInteger(length) && length >= 0 && length <= P)) {
+        throw new ValueError(`PastPresentRunner.truncate: length ${length} outside [0, ${P}]`, {
+          argument: 'length',
+          value: length,
+        });
+      }
+      const from = values(t);
+      const kept = new Float32Array(B * n * length * hs);
+      for (let r = 0; r < B * n; r++)
+        kept.set(from.subarray(r * P * hs, (r * P + length) * hs), r * length * hs);
+      out[name] = this.#engine.tensor(kept, [B, n, length, hs]);
+    }
+    return out;
   }
 
   release(): Promise<void> {

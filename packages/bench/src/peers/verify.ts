@@ -6,6 +6,9 @@
 /** The tolerance: float32 results of differently ordered sums agree far closer than this. */
 export const peerTolerance = 1e-5;
 
+/** The tolerance on a GPT's logits (see the README's Peers section for why this one). */
+export const gptTolerance = 1e-5;
+
 /** The largest |a[i] - b[i]|; Infinity when the lengths differ or a value is not finite. */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) return Number.POSITIVE_INFINITY;

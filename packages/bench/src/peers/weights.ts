@@ -2,7 +2,7 @@
  * The same weights and inputs for every peer: read from kvkit's own module (torch names and
  * layouts), handed to the ONNX graph builder as arrays and to the Python peer as a file.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalSelfAttention } from '@kvkit/attention';
@@ -55,10 +55,23 @@ export function writeTensorFile(
     entries[name] = { shape: t.shape, offset };
     offset += t.data.length;
   }
-  const all = new Float32Array(offset);
-  for (const [name, t] of Object.entries(tensors)) all.set(t.data, entries[name]!.offset);
-  writeFileSync(join(dir, 'tensors.bin'), new Uint8Array(all.buffer));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
   const manifest = join(dir, 'tensors.json');
-  writeFileSync(manifest, JSON.stringify({ ...meta, data: 'tensors.bin', tensors: entries }));
-  return { manifest, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  try {
+    // One tensor at a time, so half a gigabyte of GPT weights is never copied into one buffer.
+    const fd = openSync(join(dir, 'tensors.bin'), 'w');
+    try {
+      for (const t of Object.values(tensors)) {
+        const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+        for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    writeFileSync(manifest, JSON.stringify({ ...meta, data: 'tensors.bin', tensors: entries }));
+  } catch (e) {
+    remove(); // a full disk leaves no half-written directory behind
+    throw e;
+  }
+  return { manifest, remove };
 }

@@ -1,8 +1,8 @@
 /**
  * The bench across time: the committed reports under `reports/history/` (one file per kept
  * run, named `YYYY-MM-DD-what.json`), read at any schema version, and the ratios a reader
- * follows across them. Each series is a function of one report, so a new workload (a whole GPT
- * model) adds its ratios by adding entries to `historySeries`.
+ * follows across them: the seed's and the GPT model's. Each series is a function of one report,
+ * so a new workload adds its ratios by adding entries to `historySeries`.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,11 +31,19 @@ const derived = (r: Report, id: string, ...keys: string[]): number | null => {
   return null;
 };
 
+/** A ratio of the gpt scenario at its uncachedT (`overFloorAtT512` in full runs). */
+const gptAt = (r: Report, name: string): number | null => {
+  const u = scenario(r, 'gpt')?.params.uncachedT;
+  return typeof u === 'number' ? derived(r, 'gpt', `${name}AtT${u}`) : null;
+};
+
 /**
- * The seed's ratios: its speedup, its distance to the floor, and kvkit over each peer.
+ * The seed's ratios (its speedup, its distance to the floor, kvkit over each peer) and the GPT
+ * model's (its cached step over the floor and over PyTorch's addmv form, and the no-cache
+ * forward over the cached step, all at t=512).
  *
  * @example
- * const series = [...historySeries, { id: 'gpt-torch', label: 'gpt: kvkit / PyTorch', value: () => null }];
+ * const series = historySeries.filter((s) => s.id.startsWith('gpt-'));
  */
 export const historySeries: HistorySeries[] = [
   {
@@ -69,6 +77,21 @@ export const historySeries: HistorySeries[] = [
     id: 'seed-ort-node',
     label: 'seed cached, built once: kvkit / onnxruntime-node',
     value: (r) => derived(r, 'peer-ort-node', 'oursOverOrtNodeSeedCached'),
+  },
+  {
+    id: 'gpt-floor',
+    label: 'gpt step at t=512: time / floor',
+    value: (r) => gptAt(r, 'overFloor'),
+  },
+  {
+    id: 'gpt-torch-addmv',
+    label: 'gpt step at t=512: kvkit / PyTorch addmv',
+    value: (r) => gptAt(r, 'overTorchAddmv'),
+  },
+  {
+    id: 'gpt-speedup',
+    label: 'gpt at t=512: no-cache forward / cached step',
+    value: (r) => gptAt(r, 'speedup'),
   },
 ];
 
@@ -160,7 +183,7 @@ export function historyChartSpec(points: HistoryPoint[]): TopLevelSpec | null {
     background: 'white',
     padding: 12,
     title: {
-      text: 'The seed across committed runs',
+      text: 'The seed and the GPT model across committed runs',
       subtitle: 'kvkit / peer below 1: kvkit is faster; hollow points: runs flagged noisy',
       anchor: 'start',
     },

@@ -71,7 +71,7 @@ function machineBlock(m: NonNullable<ReportView['machine']>): string {
 function peersBlock(view: ReportView, charts: ChartPlan[]): string {
   const parts = [
     '## kvkit and its peers',
-    "Mean time per call on the same weights and inputs, every peer checked against kvkit (within 1e-5) before its time is reported. PyTorch forms: `nn.Linear`, and `addmv` on an (in, out) contiguous weight copy (addmm for more than one row). ONNX Runtime sessions are made once, so set them against kvkit on a module built once. Floor: the time to read the weights and keys/values at this run's read bandwidth, or to do the FLOPs at its matMul rate, whichever is longer.",
+    "Mean time per call on the same weights and inputs, every peer checked against kvkit (within 1e-5; the GPT's logits within 1e-5, absolute) before its time is reported. PyTorch forms: `nn.Linear`, and `addmv` on an (in, out) contiguous weight copy (addmm for more than one row). ONNX Runtime sessions are made once, so set them against kvkit on a module built once. Floor: the time to read the weights and keys/values at this run's read bandwidth, or to do the FLOPs at its matMul rate, whichever is longer.",
   ];
   if (view.peers) parts.push(table(view.peers));
   if (view.peerSkips.length > 0)

@@ -1,6 +1,7 @@
 /**
  * The peers side by side: one row per workload (the seed's loops, the context layer's step and
- * prefix at each peer context), one column per engine and form, all from one report. kvkit's
+ * prefix at each peer context, the GPT's step at each context and its no-cache forward), one
+ * column per engine and form, all from one report. kvkit's
  * cached seed loop appears twice: as the notebook times it (building the module inside the
  * timed code, as PyTorch's loop does) and on a module built once (as ONNX Runtime's session is).
  */
@@ -9,7 +10,7 @@ import type { Report } from './schema.ts';
 import type { TableView } from './view.ts';
 
 interface RowId {
-  workload: 'seed' | 'context';
+  workload: 'seed' | 'context' | 'gpt';
   variant: 'cached' | 'uncached';
   t?: number;
 }
@@ -25,15 +26,12 @@ const torch =
   (prefix: string): Source =>
   (r) => ({
     scenario: 'peer-torch',
-    key: r.workload === 'seed' ? `${prefix}/${r.variant}` : `${prefix}/context/${at(r)}`,
+    key: r.workload === 'seed' ? `${prefix}/${r.variant}` : `${prefix}/${r.workload}/${at(r)}`,
   });
 
 /** The engines and forms, in column order. */
 export const peerColumns: { label: string; source: Source }[] = [
-  {
-    label: 'kvkit',
-    source: (r) => ({ scenario: r.workload === 'seed' ? 'seed' : 'context', key: at(r) }),
-  },
+  { label: 'kvkit', source: (r) => ({ scenario: r.workload, key: at(r) }) },
   {
     label: 'kvkit, module built once',
     source: (r) =>
@@ -54,7 +52,28 @@ export interface PeerRow extends RowId {
   floorMs: number | null;
 }
 
-/** The rows: the seed's two loops, then the context layer at every context a peer ran. */
+/** Every (variant, t) a peer measured on this workload, in row order. */
+function peerPoints(peers: Report['scenarios'], workload: 'context' | 'gpt'): RowId[] {
+  const seen = new Map<string, RowId>();
+  for (const m of peers.flatMap((s) => s.measurements)) {
+    const { t, variant } = m.labels;
+    if (m.labels.workload !== workload || typeof t !== 'number') continue;
+    if (variant !== 'cached' && variant !== 'uncached') continue;
+    seen.set(`${variant}/${t}`, { workload, variant, t });
+  }
+  // The context layer: both variants at each t; the GPT: its steps, then its no-cache forward.
+  const order = (r: RowId) => (workload === 'gpt' && r.variant === 'uncached' ? 1e9 : 0) + r.t!;
+  return [...seen.values()].sort(
+    (a, b) => order(a) - order(b) || (a.variant === 'cached' ? -1 : 1),
+  );
+}
+
+const rowLabel = (r: RowId): string =>
+  r.workload === 'seed'
+    ? `seed ${r.variant} loop`
+    : `${r.workload} ${r.variant === 'cached' ? 'step' : 'prefix'} at t=${r.t}`;
+
+/** The rows: the seed's two loops, the context layer and the GPT at every point a peer ran. */
 export function peerRows(report: Report): PeerRow[] {
   const peers = report.scenarios.filter((s) => s.id.startsWith('peer-') && !s.skipped);
   if (peers.length === 0) return [];
@@ -62,23 +81,11 @@ export function peerRows(report: Report): PeerRow[] {
     report.scenarios
       .find((s) => s.id === scenario && !s.skipped)
       ?.measurements.find((m) => m.key === key);
-  const ts = [
-    ...new Set(
-      peers.flatMap((s) =>
-        s.measurements.map((m) => m.labels.t).filter((t): t is number => typeof t === 'number'),
-      ),
-    ),
-  ].sort((a, b) => a - b);
   const ids: RowId[] = [
     { workload: 'seed', variant: 'cached' },
     { workload: 'seed', variant: 'uncached' },
-    ...ts.flatMap((t) =>
-      (['cached', 'uncached'] as const).map((variant) => ({
-        workload: 'context' as const,
-        variant,
-        t,
-      })),
-    ),
+    ...peerPoints(peers, 'context'),
+    ...peerPoints(peers, 'gpt'),
   ];
   return ids.map((r) => {
     const cells = peerColumns.map((c) => {
@@ -87,21 +94,25 @@ export function peerRows(report: Report): PeerRow[] {
     });
     return {
       ...r,
-      label:
-        r.workload === 'seed'
-          ? `seed ${r.variant} loop`
-          : `context ${r.variant === 'cached' ? 'step' : 'prefix'} at t=${r.t}`,
+      label: rowLabel(r),
       means: cells.map((m) => m?.timing.meanMs ?? null),
       floorMs: cells[0]?.floor?.ms ?? null,
     };
   });
 }
 
-/** Why each peer did not run, one line each (`peer-ort-web: onnxruntime-web not installed ...`). */
+/**
+ * Why each peer, or a part of one, did not run, one line each
+ * (`peer-ort-web: onnxruntime-web not installed ...`, `peer-torch (gpt): ...`).
+ */
 export function peerSkips(report: Report): string[] {
   return report.scenarios
-    .filter((s) => s.id.startsWith('peer-') && s.skipped)
-    .map((s) => `${s.id}: ${s.skipped}`);
+    .filter((s) => s.id.startsWith('peer-'))
+    .flatMap((s) =>
+      s.skipped
+        ? [`${s.id}: ${s.skipped}`]
+        : Object.entries(s.partsSkipped ?? {}).map(([part, why]) => `${s.id} (${part}): ${why}`),
+    );
 }
 
 /**

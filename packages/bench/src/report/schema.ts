@@ -106,6 +106,11 @@ export interface ScenarioBase {
   title: string;
   /** Set when the scenario did not run, with the reason (e.g. `PyTorch not found`). */
   skipped?: string;
+  /**
+   * Parts of a scenario that ran that did not, each with its reason: a peer whose GPT outputs
+   * differ from kvkit's keeps its seed and context timings (`{ gpt: 'outputs differ ...' }`).
+   */
+  partsSkipped?: Record<string, string>;
   params: Record<string, unknown>;
   measurements: Measurement[];
   /** Numbers derived from the measurements: speedups, fitted exponents, ratios. */

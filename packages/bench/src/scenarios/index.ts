@@ -3,6 +3,7 @@ import { backendsScenario } from './backends.ts';
 import { batchScenario } from './batch.ts';
 import { capacityScenario } from './capacity.ts';
 import { contextScenario } from './context.ts';
+import { gptScenario } from './gpt.ts';
 import { headsScenario } from './heads.ts';
 import { pagedScenario } from './paged.ts';
 import { peerOrtNodeScenario, peerOrtWebScenario } from './peer-ort.ts';
@@ -13,7 +14,7 @@ import { seedScenario } from './seed.ts';
 import { steadyScenario } from './steady.ts';
 import { strategiesScenario } from './strategies.ts';
 
-/** Every scenario, in the order a full run takes them (the peers read the seed and context results). */
+/** Every scenario, in the order a full run takes them (the peers read the seed, context and gpt results). */
 export const scenarios: readonly ScenarioDefinition[] = [
   seedScenario,
   contextScenario,
@@ -26,6 +27,7 @@ export const scenarios: readonly ScenarioDefinition[] = [
   pagedScenario,
   quantizedScenario,
   backendsScenario,
+  gptScenario,
   peerTorchScenario,
   peerOrtWebScenario,
   peerOrtNodeScenario,

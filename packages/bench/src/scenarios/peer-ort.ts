@@ -11,8 +11,9 @@ import { mismatch } from '../peers/verify.ts';
 import type { Measurement, Scenario } from '../report/schema.ts';
 import type { ScenarioContext, ScenarioDefinition } from '../scenario.ts';
 import { timeitAsync } from '../timeit.ts';
+import { ortGptPart } from './peer-ort-gpt.ts';
 import { peerSizes, ratiosToKvkit } from './peer-shared.ts';
-import { layerDims, seedDims } from './titles.ts';
+import { gptDims, layerDims, seedDims } from './titles.ts';
 
 function runnerFor(
   engine: OrtEngine,
@@ -134,12 +135,12 @@ function ortScenario(id: OrtEngineName, peer: string, what: string): ScenarioDef
   const scenarioId = `peer-${id}`;
   return {
     id: scenarioId,
-    title: `${what}: the seed and the context layer, past/present key-values fed back, in the same run`,
+    title: `${what}: the seed, the context layer and the GPT model, past/present key-values fed back, in the same run`,
     async run(ctx) {
-      const { seed, layer, contexts } = peerSizes(ctx.quick);
-      const title = `${what}: the seed (${seedDims(seed)}) and the context layer (${layerDims(layer)}, B=1), past/present key-values fed back`;
+      const { seed, layer, contexts, gpt } = peerSizes(ctx.quick);
+      const title = `${what}: the seed (${seedDims(seed)}), the context layer (${layerDims(layer)}, B=1) and the GPT (${gptDims(gpt)}), past/present key-values fed back`;
       const base = { id: scenarioId, title, measurements: [], derived: {} };
-      const params = { seed, layer: { ...layer, B: 1, contexts } };
+      const params = { seed, layer: { ...layer, B: 1, contexts }, gpt };
       const engine = await loadOrtEngine(id);
       if ('skipped' in engine) return { ...base, params, skipped: engine.skipped };
       const s = await seedPart(ctx, engine, scenarioId);
@@ -151,7 +152,9 @@ function ortScenario(id: OrtEngineName, peer: string, what: string): ScenarioDef
           skipped: `${engine.label}: outputs differ from kvkit's (${s.problem ?? l.problem}); timings withheld`,
         };
       }
-      const measurements = [...s.measurements, ...l.measurements];
+      // Last: its session is the largest (half a gigabyte of weights on GPT-2 small).
+      const g = await ortGptPart(ctx, engine, scenarioId, gpt);
+      const measurements = [...s.measurements, ...l.measurements, ...g.measurements];
       const result: Scenario = {
         ...base,
         params: { ...params, engine: engine.label },
@@ -159,6 +162,7 @@ function ortScenario(id: OrtEngineName, peer: string, what: string): ScenarioDef
         // Its session is made once, so its seed loop is set against kvkit's loop on a module
         // built once too, not against the notebook's construct-and-decode cell.
         derived: ratiosToKvkit(ctx, peer, measurements, 'cached-loop-only'),
+        ...(g.skipped ? { partsSkipped: { gpt: g.skipped } } : {}),
       };
       return result;
     },

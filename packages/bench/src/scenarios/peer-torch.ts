@@ -4,9 +4,10 @@ import { layerReference, seedReference } from '../peers/kvkit-reference.ts';
 import { mismatch } from '../peers/verify.ts';
 import { writeTensorFile } from '../peers/weights.ts';
 import type { Measurement, Scenario, Timing } from '../report/schema.ts';
-import type { ScenarioContext, ScenarioDefinition } from '../scenario.ts';
+import type { ScenarioDefinition } from '../scenario.ts';
 import { peerSizes, ratiosToKvkit } from './peer-shared.ts';
-import { layerDims, seedDims } from './titles.ts';
+import { pythonRunner, torchGptPart } from './peer-torch-gpt.ts';
+import { gptDims, layerDims, seedDims } from './titles.ts';
 
 /** The Python script shipped with this package (python/peer_torch.py). */
 export const peerTorchScript = fileURLToPath(
@@ -55,39 +56,21 @@ interface TorchOutput {
   };
 }
 
-function runPython(python: string, args: string[], ctx: ScenarioContext): TorchOutput {
-  const repeats = [
-    '--repeats',
-    `${ctx.timing.repeats ?? 7}`,
-    '--target-ms',
-    `${ctx.timing.targetMs ?? 200}`,
-    ...(ctx.timing.loops ? ['--loops', `${ctx.timing.loops}`] : []),
-  ];
-  const out = execFileSync(python, [peerTorchScript, ...args, ...repeats], {
-    encoding: 'utf8',
-    timeout: 10 * 60_000,
-    maxBuffer: 64 * 1024 * 1024,
-    // Debian's OpenBLAS ignores torch.set_num_threads: bind it before torch loads.
-    env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' },
-  });
-  return JSON.parse(out.trim().split('\n').pop()!) as TorchOutput;
-}
-
-/** PyTorch eager, both forms, on the seed and the context layer: verified, then reported. */
+/** PyTorch eager, both forms, on the seed, the context layer and the GPT: verified, then reported. */
 export const peerTorchScenario: ScenarioDefinition = {
   id: 'peer-torch',
   title:
-    'PyTorch (nn.Linear and the addmv form) on the seed and the context layer, in the same run',
+    'PyTorch (nn.Linear and the addmv form) on the seed, the context layer and the GPT model, in the same run',
   async run(ctx) {
-    const { seed, layer, contexts } = peerSizes(ctx.quick);
+    const { seed, layer, contexts, gpt } = peerSizes(ctx.quick);
     const maxT = contexts[contexts.length - 1]!;
     const base = {
       id: 'peer-torch',
-      title: `PyTorch, nn.Linear and addmv forms: the seed (${seedDims(seed)}) and the context layer (${layerDims(layer)}, B=1)`,
+      title: `PyTorch, nn.Linear and addmv forms: the seed (${seedDims(seed)}), the context layer (${layerDims(layer)}, B=1) and the GPT (${gptDims(gpt)})`,
       measurements: [],
       derived: {},
     };
-    const params = { seed, layer: { ...layer, B: 1, contexts } };
+    const params = { seed, layer: { ...layer, B: 1, contexts }, gpt };
     const python = findTorchPython();
     if (!python)
       return {
@@ -110,28 +93,25 @@ export const peerTorchScenario: ScenarioDefinition = {
       { C: layer.C, nHead: layer.nHead, contexts },
     );
     ctx.progress('peer-torch: the seed loops and the context layer, both forms');
+    const run = pythonRunner(python, peerTorchScript, ctx);
     let out: TorchOutput;
     try {
-      out = runPython(
-        python,
-        [
-          '--mode',
-          'seed,layer',
-          '--tensors',
-          file.manifest,
-          '--B',
-          `${seed.B}`,
-          '--T',
-          `${seed.T}`,
-          '--C',
-          `${seed.C}`,
-          '--n-head',
-          `${seed.nHead}`,
-          '--prefill',
-          `${seed.prefill}`,
-        ],
-        ctx,
-      );
+      out = run([
+        '--mode',
+        'seed,layer',
+        '--tensors',
+        file.manifest,
+        '--B',
+        `${seed.B}`,
+        '--T',
+        `${seed.T}`,
+        '--C',
+        `${seed.C}`,
+        '--n-head',
+        `${seed.nHead}`,
+        '--prefill',
+        `${seed.prefill}`,
+      ]) as TorchOutput;
     } finally {
       file.remove();
     }
@@ -174,6 +154,8 @@ export const peerTorchScenario: ScenarioDefinition = {
         }
       }
     }
+    const g = torchGptPart(ctx, gpt, run, forms);
+    measurements.push(...g.measurements);
     const derived: Record<string, number> = {};
     for (const form of Object.keys(forms) as Form[]) {
       const mine = measurements.filter((m) => m.key.startsWith(`${forms[form].key}/`));
@@ -191,6 +173,7 @@ export const peerTorchScenario: ScenarioDefinition = {
       },
       measurements,
       derived,
+      ...(g.skipped ? { partsSkipped: { gpt: g.skipped } } : {}),
     };
     return result;
   },

@@ -132,6 +132,21 @@ export class KernelHeap extends HeapAllocator {
     );
   }
 
+  /** `copyRows` with its strides as plain numbers, for the per-step path (no objects made). */
+  copyRowsRaw(
+    src: number,
+    srcRow: number,
+    srcHead: number,
+    dst: number,
+    dstRow: number,
+    dstHead: number,
+    rows: number,
+    heads: number,
+    bytes: number,
+  ): void {
+    this.#exports.copy_rows(src, srcRow, srcHead, dst, dstRow, dstHead, rows, heads, bytes);
+  }
+
   /** Whether the `count` float32 values at byte offset `ptr` are all finite. */
   allFinite(ptr: number, count: number): boolean {
     return this.#exports.all_finite(ptr, count) === 1;
