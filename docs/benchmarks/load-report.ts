@@ -27,6 +27,7 @@ import {
   type SeedScenario,
   type Timing,
 } from '@kvkit/bench';
+import { gptDims } from '@kvkit/bench/browser';
 
 /** The environment variable that points the page at another report file. */
 export const reportEnvVar = 'KVKIT_BENCH_REPORT';
@@ -75,6 +76,19 @@ export interface BrowserBaseline {
   quick: boolean;
   cached: string;
   uncached: string;
+  speedup: string;
+  /** The report's gpt scenario, or null when it has none (or skipped it). */
+  gpt: GptBaseline | null;
+}
+
+/** The report's gpt numbers: each cached step, the no-cache forward and their ratio. */
+export interface GptBaseline {
+  /** `GPT-2 small: 12 layers, C=768, 12 heads, vocab 50257` */
+  sizes: string;
+  /** The decode step at each context t, `mean ± std`. */
+  steps: { t: number; time: string }[];
+  uncached: { t: number; time: string };
+  /** No-cache forward over the cached step at the same t. */
   speedup: string;
 }
 
@@ -175,6 +189,26 @@ export function meanStd(t: Timing): string {
   return `${formatTime(t.meanMs)} ± ${formatTime(t.stdMs)}`;
 }
 
+function gptBaseline(report: ReturnType<typeof readReport>): GptBaseline | null {
+  const gpt = report.scenarios.find((s) => s.id === 'gpt');
+  if (!gpt || gpt.skipped || !('measurements' in gpt)) return null;
+  const p = gpt.params as { nLayer: number; C: number; nHead: number; vocabSize: number };
+  const timing = (key: string) => gpt.measurements.find((m) => m.key === key)?.timing;
+  const steps = gpt.measurements
+    .filter((m) => m.labels.variant === 'cached')
+    .map((m) => ({ t: Number(m.labels.t), time: meanStd(m.timing) }))
+    .sort((a, b) => a.t - b.t);
+  const u = gpt.measurements.find((m) => m.labels.variant === 'uncached');
+  const step = u && timing(`cached/t=${u.labels.t}`);
+  if (!u || !step || steps.length === 0) return null;
+  return {
+    sizes: gptDims(p),
+    steps,
+    uncached: { t: Number(u.labels.t), time: meanStd(u.timing) },
+    speedup: formatSpeedup(u.timing.meanMs / step.meanMs),
+  };
+}
+
 function browserBaseline(path: string): BrowserBaseline | null {
   const report = readReport(path);
   const seed = report.scenarios.find((s): s is SeedScenario => s.id === 'seed' && 'cached' in s);
@@ -191,6 +225,7 @@ function browserBaseline(path: string): BrowserBaseline | null {
     cached: meanStd(seed.cached),
     uncached: meanStd(seed.uncached),
     speedup: formatSpeedup(seed.speedup),
+    gpt: gptBaseline(report),
   };
 }
 

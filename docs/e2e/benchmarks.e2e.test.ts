@@ -2,8 +2,9 @@
 // latest.md does (one formatter), with the noise verdict, the machine's limits, kvkit beside its
 // peers with the floors, and the history chart; and "Run it in your browser" times the seed
 // scenario's two loops in the page, beside the report's numbers (compared with latest.md's
-// rendering of the report the page names, read here, not from the page), and on request a small
-// GPT's decode after checking its cached logits against the uncached ones. Serves
+// rendering of the report the page names, read here, not from the page), and on request the gpt
+// scenario's schedule at its quick sizes, after checking its cached step's logits against the
+// no-cache forward's. Serves
 // docs/.vitepress/dist with site.ts.
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
@@ -92,7 +93,7 @@ describe('the Benchmarks page', () => {
     await page.close();
   });
 
-  test("Run it in your browser: times the seed scenario here, beside the report's numbers, and a small GPT on request", async () => {
+  test("Run it in your browser: times the seed scenario here, beside the report's numbers, and the gpt scenario (quick sizes) on request", async () => {
     const { page, problems } = await openPage();
     await page.goto(`${origin}/benchmarks/`, { waitUntil: 'load' });
     const file = (await page
@@ -100,7 +101,8 @@ describe('the Benchmarks page', () => {
       .locator('code')
       .last()
       .textContent())!.trim();
-    const md = renderMarkdown(readReport(resolve(docsDir, '..', file)));
+    const report = readReport(resolve(docsDir, '..', file));
+    const md = renderMarkdown(report);
 
     await page.getByTestId('browser-bench-seed').click();
     await settled(page);
@@ -132,14 +134,30 @@ describe('the Benchmarks page', () => {
     const diff = Number(/max \|difference\| (\d(?:\.\d+)?e[+-]\d+)/.exec(check)?.[1]);
     expect(diff).toBeLessThan(1e-5);
     const gpt = await rows(page, 'browser-bench-gpt-table');
+    // The quick sizes' contexts (gptSizes.quick: t = 16, 32, 63; the forward at t = 32).
     expect(gpt.map((r) => r.cells[0])).toEqual([
-      'cached decode, 60 tokens',
-      'uncached decode, 60 tokens',
-      'speedup',
+      'cached step',
+      'cached step',
+      'cached step',
+      'no-cache forward',
+      'speedup (no-cache forward / cached step, same t)',
     ]);
-    expect(gpt.map((r) => r.cells[1])).toEqual(['—', '—', '—']); // no such run in the report
-    expect(gpt[2]!.value).toBeCloseTo(gpt[1]!.value / gpt[0]!.value, 10);
-    expect(gpt[0]!.cells[2]).toMatch(/^[\d.]+ (ms|s) \(\d+ tokens\/s\)$/);
+    expect(gpt.slice(0, 3).map((r) => /\(t=(\d+),/.exec(r.cells[2]!)?.[1])).toEqual([
+      '16',
+      '32',
+      '63',
+    ]);
+    expect(gpt[3]!.cells[2]).toMatch(/ \(t=32\)$/);
+    for (const r of gpt.slice(0, 4)) expect(r.cells[2]!.split(' (')[0]).toMatch(meanStd);
+    expect(gpt[4]!.value).toBeCloseTo(gpt[3]!.value / gpt[1]!.value, 10);
+    // The report's column: its own gpt run where it has one, else nothing to stand beside.
+    const reportGpt = report.scenarios.find((sc) => sc.id === 'gpt' && !sc.skipped);
+    if (reportGpt) {
+      for (const r of gpt.slice(0, 4)) expect(md).toContain(r.cells[1]!.split(' (')[0]);
+    } else {
+      expect(gpt.map((r) => r.cells[1])).toEqual(['—', '—', '—', '—', '—']);
+      expect(check).toContain('has no gpt scenario run');
+    }
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -1,10 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend } from '@kvkit/tensor-utils';
-import { expectNoLeak } from '@kvkit/tensor-utils/testing';
-import { beforeAll, describe, expect, test } from 'vitest';
-import { smallGptSizes, smallGptWorkload, timeit } from './browser.ts';
+import { describe, expect, test } from 'vitest';
 
 const srcDir = dirname(fileURLToPath(import.meta.url));
 
@@ -42,12 +39,15 @@ function runtimeImports(
 describe('@kvkit/bench/browser', () => {
   test('imports nothing of Node: only the kvkit packages below it, tfjs-core and simple-statistics', () => {
     const { files, bare } = runtimeImports(join(srcDir, 'browser.ts'));
-    // The walk really follows the entry's modules (timeit, the seed workload, the formatters).
+    // The walk really follows the entry's modules (timeit, the seed and gpt workloads, the
+    // formatters); the gpt workload's step = no-cache forward check is gpt-workload.test.ts.
     expect([...files].map((f) => f.slice(srcDir.length + 1)).sort()).toEqual([
       'browser.ts',
+      'peers/gpt-reference.ts',
       'report/format-time.ts',
+      'scenarios/gpt-workload.ts',
       'scenarios/seed-workload.ts',
-      'small-gpt-workload.ts',
+      'scenarios/titles.ts',
       'timeit.ts',
     ]);
     expect([...bare].filter((s) => !browserSafe.includes(s))).toEqual([]);
@@ -57,26 +57,5 @@ describe('@kvkit/bench/browser', () => {
     // cli.ts reads files and parses arguments: the same walk finds node: and commander there.
     const { bare } = runtimeImports(join(srcDir, 'cli.ts'));
     expect([...bare].some((s) => s.startsWith('node:'))).toBe(true);
-  });
-});
-
-describe('smallGptWorkload', () => {
-  beforeAll(async () => {
-    await initBackend('wasm');
-  });
-
-  test('the cached decode gives the uncached logits, and the loops leak nothing', async () => {
-    await expectNoLeak(() => {
-      const w = smallGptWorkload();
-      try {
-        expect(w.newTokens).toBe(smallGptSizes.blockSize - smallGptSizes.prompt);
-        expect(w.maxAbsDiff()).toBeLessThan(1e-5);
-        const t = timeit(() => w.cached(), { loops: 1, repeats: 2, warmup: 0 });
-        expect(t.repeats).toBe(2);
-        w.uncached();
-      } finally {
-        w.dispose();
-      }
-    });
   });
 });
