@@ -12,6 +12,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  formatSpeedup,
+  formatTime,
   historyChartSpec,
   historyPoints,
   planCharts,
@@ -22,7 +24,10 @@ import {
   renderSvg,
   reportView,
   type ScenarioView,
+  type SeedScenario,
+  type Timing,
 } from '@kvkit/bench';
+import { gptDims } from '@kvkit/bench/browser';
 
 /** The environment variable that points the page at another report file. */
 export const reportEnvVar = 'KVKIT_BENCH_REPORT';
@@ -58,8 +63,39 @@ export interface PageReport extends Omit<ReportView, 'scenarios'> {
   scenarios: PageScenario[];
 }
 
+/**
+ * The report's seed numbers, for the in-browser run to stand beside ("Run it in your browser"):
+ * each loop's mean ± std per loop, formatted as kvbench formats them, and where they were made.
+ */
+export interface BrowserBaseline {
+  file: string;
+  /** `Node.js v20.20.2, wasm simd, Intel(R) Xeon(R) Processor (2 CPUs), 2026-12-01` */
+  where: string;
+  /** The seed's sizes in the report (`B=8, T=64, C=128, 8 heads`), and whether it was a quick run. */
+  sizes: string;
+  quick: boolean;
+  cached: string;
+  uncached: string;
+  speedup: string;
+  /** The report's gpt scenario, or null when it has none (or skipped it). */
+  gpt: GptBaseline | null;
+}
+
+/** The report's gpt numbers: each cached step, the no-cache forward and their ratio. */
+export interface GptBaseline {
+  /** `GPT-2 small: 12 layers, C=768, 12 heads, vocab 50257` */
+  sizes: string;
+  /** The decode step at each context t, `mean ± std`. */
+  steps: { t: number; time: string }[];
+  uncached: { t: number; time: string };
+  /** No-cache forward over the cached step at the same t. */
+  speedup: string;
+}
+
 export interface BenchmarkData {
   report: PageReport | null;
+  /** The report's seed numbers for the in-browser run; null without a report or a seed. */
+  browserBaseline: BrowserBaseline | null;
   envVar: string;
 }
 
@@ -148,8 +184,57 @@ async function historyView(
   return { runs: entries.map((e) => e.name), chart: { file: 'history.svg', svg } };
 }
 
+/** `mean ± std` of one timing, as kvbench's `%timeit` line writes its parts. */
+export function meanStd(t: Timing): string {
+  return `${formatTime(t.meanMs)} ± ${formatTime(t.stdMs)}`;
+}
+
+function gptBaseline(report: ReturnType<typeof readReport>): GptBaseline | null {
+  const gpt = report.scenarios.find((s) => s.id === 'gpt');
+  if (!gpt || gpt.skipped || !('measurements' in gpt)) return null;
+  const p = gpt.params as { nLayer: number; C: number; nHead: number; vocabSize: number };
+  const timing = (key: string) => gpt.measurements.find((m) => m.key === key)?.timing;
+  const steps = gpt.measurements
+    .filter((m) => m.labels.variant === 'cached')
+    .map((m) => ({ t: Number(m.labels.t), time: meanStd(m.timing) }))
+    .sort((a, b) => a.t - b.t);
+  const u = gpt.measurements.find((m) => m.labels.variant === 'uncached');
+  const step = u && timing(`cached/t=${u.labels.t}`);
+  if (!u || !step || steps.length === 0) return null;
+  return {
+    sizes: gptDims(p),
+    steps,
+    uncached: { t: Number(u.labels.t), time: meanStd(u.timing) },
+    speedup: formatSpeedup(u.timing.meanMs / step.meanMs),
+  };
+}
+
+function browserBaseline(path: string): BrowserBaseline | null {
+  const report = readReport(path);
+  const seed = report.scenarios.find((s): s is SeedScenario => s.id === 'seed' && 'cached' in s);
+  if (!seed || seed.skipped) return null;
+  const e = report.environment;
+  const p = seed.params as Record<string, unknown>;
+  return {
+    file: displayPath(path),
+    where:
+      `Node.js ${e.node}, ${e.backend}${e.wasmBinary ? ` ${e.wasmBinary}` : ''}, ${e.cpuModel} ` +
+      `(${e.cpuCount} CPUs), ${e.date.slice(0, 10)}`,
+    sizes: `B=${p.B}, T=${p.T}, C=${p.C}, ${p.nHead} heads`,
+    quick: e.quick,
+    cached: meanStd(seed.cached),
+    uncached: meanStd(seed.uncached),
+    speedup: formatSpeedup(seed.speedup),
+    gpt: gptBaseline(report),
+  };
+}
+
 /** The page's data: the chosen report, formatted, with its charts (or none). */
 export async function benchmarkData(): Promise<BenchmarkData> {
   const chosen = chooseReport();
-  return { report: chosen ? await page(chosen.kind, chosen.path) : null, envVar: reportEnvVar };
+  return {
+    report: chosen ? await page(chosen.kind, chosen.path) : null,
+    browserBaseline: chosen ? browserBaseline(chosen.path) : null,
+    envVar: reportEnvVar,
+  };
 }

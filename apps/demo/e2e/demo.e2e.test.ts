@@ -1,87 +1,25 @@
 // Browser test of the built demo: `vite preview` serves dist/ (a minified production build)
 // with the COOP/COEP headers of vite.config.ts, Debian's headless Chromium opens it at 1280 and
-// at 390 px and clicks through every panel, checking the numbers against the seed notebook's
-// saved outputs (read from its text here, independently of the page) and the cached decode
-// against the uncached one. Any console error or uncaught exception fails it.
-import { existsSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
-import { type PreviewServer, preview } from 'vite';
+// at 390 px and clicks through the cache view, the race and the notebook, checking the numbers
+// against the seed notebook's saved outputs (read from its text here, independently of the
+// page), the cached decode against the uncached one, every cache strategy's rows and bytes
+// against its definition, and a ragged batch's row lengths. generate.e2e.test.ts clicks through
+// the text generation. Any console error or uncaught exception fails it.
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { comparedCells, linesMatchingNotebook } from '../test/notebook-text.ts';
+import { quantizedBytes } from '../test/quantized-bytes.ts';
+import { type Demo, noSidewaysScroll, open, startDemo, text } from './demo-page.ts';
 
-const appDir = fileURLToPath(new URL('..', import.meta.url));
-
-// scripts/browser.mjs is plain JavaScript without types: load it by URL and state what is used.
-const browserHelpersUrl = new URL('../../../scripts/browser.mjs', import.meta.url).href;
-const { findChromium, chromiumArgs } = (await import(browserHelpersUrl)) as {
-  findChromium(): string | null;
-  chromiumArgs: string[];
-};
-
-let server: PreviewServer | undefined;
-let browser: Browser | undefined;
-let origin = '';
+let demo: Demo | undefined;
 
 beforeAll(async () => {
-  const executablePath = findChromium();
-  if (!executablePath) {
-    throw new Error(
-      'The demo e2e test needs Chromium, which was not found. On Debian/Ubuntu: ' +
-        'apt-get install chromium; elsewhere set KVKIT_CHROMIUM=/path/to/chromium.',
-    );
-  }
-  if (!existsSync(new URL('../dist/index.html', import.meta.url))) {
-    throw new Error(
-      'apps/demo/dist is missing: build it first (pnpm exec turbo run build --filter=@kvkit/demo...)',
-    );
-  }
-  server = await preview({
-    root: appDir,
-    logLevel: 'warn',
-    preview: { host: '127.0.0.1', port: 0, strictPort: true, open: false },
-  });
-  origin = `http://127.0.0.1:${(server.httpServer.address() as AddressInfo).port}`;
-  browser = await chromium.launch({ executablePath, args: chromiumArgs });
+  demo = await startDemo();
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
+  await demo?.close();
 });
-
-/** Opens the demo at `width` px and waits for it to start; collects every error. */
-async function open(width: number): Promise<{ page: Page; errors: string[]; wasm: string[] }> {
-  const page = await browser!.newPage({ viewport: { width, height: 900 } });
-  const errors: string[] = [];
-  const wasm: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
-  page.on('response', (r) => {
-    if (r.url().endsWith('.wasm')) wasm.push(`${r.status()} ${new URL(r.url()).pathname}`);
-  });
-  await page.goto(`${origin}/`);
-  await page.waitForSelector('body[data-status="ready"], body[data-status="error"]', {
-    state: 'attached',
-    timeout: 60_000,
-  });
-  expect(await page.getAttribute('body', 'data-status'), errors.join('\n')).toBe('ready');
-  return { page, errors, wasm };
-}
-
-const text = async (page: Page, testid: string) =>
-  (await page.getByTestId(testid).textContent()) ?? '';
-
-async function noSidewaysScroll(page: Page): Promise<void> {
-  const [scroll, inner] = await page.evaluate(() => [
-    document.documentElement.scrollWidth,
-    window.innerWidth,
-  ]);
-  expect(scroll, 'the page scrolls sideways').toBeLessThanOrEqual(inner);
-}
 
 describe.each([1280, 390])('the demo at %i px', (width) => {
   let page: Page;
@@ -89,7 +27,7 @@ describe.each([1280, 390])('the demo at %i px', (width) => {
   let wasm: string[];
 
   beforeAll(async () => {
-    ({ page, errors, wasm } = await open(width));
+    ({ page, errors, wasm } = await open(demo, width));
   });
 
   afterAll(async () => {
@@ -102,6 +40,7 @@ describe.each([1280, 390])('the demo at %i px', (width) => {
     expect(wasm).toEqual(['200 /tfjs-wasm/tfjs-backend-wasm-threaded-simd.wasm']);
     expect(await page.locator('[role="tab"]').allTextContents()).toEqual([
       'The cache',
+      'Generate text',
       'Cached vs uncached',
       'Notebook',
     ]);
@@ -140,11 +79,92 @@ describe.each([1280, 390])('the demo at %i px', (width) => {
       }
     }
     expect(await page.getByTestId('cache-step').isDisabled()).toBe(true);
-    expect(await text(page, 'cache-status')).toContain('The cache is full.');
+    expect(await text(page, 'cache-status')).toContain('The sequence is complete.');
     await page.getByTestId('cache-reset').click();
     expect(await lengths()).toEqual(['0', '0']);
     await page.getByTestId('cache-play').click();
     await expect.poll(lengths, { timeout: 20_000 }).toEqual(['8', '8']);
+    // Reset stops a Play loop: nothing more is decoded into the fresh cache.
+    await page.getByTestId('cache-reset').click();
+    await page.getByTestId('cache-play').click();
+    await page.getByTestId('cache-reset').click();
+    await page.waitForTimeout(700);
+    expect(await lengths()).toEqual(['0', '0']);
+    await noSidewaysScroll(page);
+  });
+
+  test("every strategy keeps its own rows: the contract's read, per-row lengths, bytes", async () => {
+    await page.getByRole('tab', { name: 'The cache' }).click();
+    const strategy = page.getByTestId('cache-strategy');
+    expect(await strategy.locator('option').allTextContents()).toEqual([
+      "static (the notebook's)",
+      'dynamic (grows ×2 from 1)',
+      'sliding window (4)',
+      'sink (1 + 3)',
+      'paged (blocks of 2)',
+      'quantized int8 (groups of 4, last 4 in float32)',
+      'quantized int4 (groups of 4, last 4 in float32)',
+    ]);
+    // What each keeps of 8 positions, by its definition (window 4; 1 sink + 3).
+    const held: Record<string, number[]> = {
+      static: [0, 1, 2, 3, 4, 5, 6, 7],
+      dynamic: [0, 1, 2, 3, 4, 5, 6, 7],
+      'sliding-window': [4, 5, 6, 7],
+      sink: [0, 5, 6, 7],
+      paged: [0, 1, 2, 3, 4, 5, 6, 7],
+      'quantized-int8': [0, 1, 2, 3, 4, 5, 6, 7],
+      'quantized-int4': [0, 1, 2, 3, 4, 5, 6, 7],
+    };
+    for (const [id, positions] of Object.entries(held)) {
+      await strategy.selectOption(id);
+      await page.getByTestId('cache-reset').click(); // a fresh module of that strategy
+      for (let i = 0; i < 6; i++) await page.getByTestId('cache-step').click(); // prefill + 5
+      for (const b of [0, 1]) {
+        const row = page.getByTestId(`cache-length-${b}`);
+        expect([
+          await row.getAttribute('data-length'),
+          await row.getAttribute('data-held'),
+        ]).toEqual(['8', String(positions.length)]);
+        const weights = page.getByTestId(`cache-weights-${b}`);
+        expect(await weights.getAttribute('data-positions'), id).toBe(positions.join(' '));
+        const w = (await weights.getAttribute('data-weights'))!.split(' ').map(Number);
+        expect(w.reduce((a, x) => a + x, 0)).toBeCloseTo(1, 5);
+      }
+      // K and V of the held slots: 2 rows x slots x (K, V) x 6 floats x 4 bytes; a quantized
+      // cache (groups of 4, the last 4 in float32) holds positions 0-3 in int8 / int4.
+      const bits = id === 'quantized-int8' ? 8 : id === 'quantized-int4' ? 4 : null;
+      const q = bits ? quantizedBytes(8, 4, 4, 6, bits) : null;
+      for (const b of [0, 1]) {
+        expect(await page.getByTestId(`cache-length-${b}`).getAttribute('data-quantized')).toBe(
+          String(q?.Q ?? 0),
+        );
+      }
+      const bytes = page.getByTestId('cache-bytes');
+      expect(Number(await bytes.getAttribute('data-used')), id).toBe(
+        q ? 2 * q.bytes : 2 * positions.length * 2 * 6 * 4,
+      );
+      expect(Number(await bytes.getAttribute('data-reserved'))).toBeGreaterThanOrEqual(
+        Number(await bytes.getAttribute('data-used')),
+      );
+      expect(await text(page, 'cache-printed')).toMatch(/^tensor\(/);
+    }
+    await strategy.selectOption('static');
+    await noSidewaysScroll(page);
+  });
+
+  test('a ragged batch: prompts of 3 and 1 tokens, each row at its own length', async () => {
+    await page.getByTestId('cache-batch').selectOption('ragged');
+    const status = page.getByTestId('cache-status');
+    await page.getByTestId('cache-step').click();
+    expect(await status.getAttribute('data-lengths')).toBe('3 1');
+    expect(await page.getByTestId('cache-weights-1').getAttribute('data-positions')).toBe('0');
+    for (let i = 0; i < 5; i++) await page.getByTestId('cache-step').click();
+    expect(await status.getAttribute('data-lengths')).toBe('8 6');
+    expect(await page.getByTestId('cache-weights-1').getAttribute('data-positions')).toBe(
+      '0 1 2 3 4 5',
+    );
+    expect(await page.getByTestId('cache-step').isDisabled()).toBe(true);
+    await page.getByTestId('cache-batch').selectOption('uniform');
     await noSidewaysScroll(page);
   });
 

@@ -292,9 +292,9 @@ async function timeCell(
     print('(skipped: run with --timeit, or `npm run bench` for the full benchmark with a report)');
     return;
   }
-  // Loaded only here: the bench's entry also holds its Node-only parts (the CLI, PyTorch as a
-  // peer), which a production build drops but `vite dev` would load with the page.
-  const { formatTimeit, seedSizes, seedWorkload, timeit } = await import('@kvkit/bench');
+  // Loaded only here, when a timing cell runs: the bench's browser entry (nothing of Node), the
+  // workload and `timeit` rules kvbench uses.
+  const { formatTimeit, seedSizes, seedWorkload, timeit } = await import('@kvkit/bench/browser');
   const w = seedWorkload(seedSizes.full);
   try {
     const t = timeit(() => w[which](), { budgetMs: 4000 });

@@ -1,8 +1,10 @@
 // The demo page's panels, in the order of its tabs. A panel is a self-contained view with its
 // own controls; main.ts makes a tab and a section for each entry. Adding a panel is one entry
-// here and one module in panels/.
+// here and one module in panels/. (The cache strategies the panels offer have their own
+// registry, strategies.ts.)
 import type { BackendInfo } from '@kvkit/tensor-utils';
 import { cachePanel } from './panels/cache-panel.ts';
+import { generatePanel } from './panels/generate-panel.ts';
 import { notebookPanel } from './panels/notebook-panel.ts';
 import { racePanel } from './panels/race-panel.ts';
 
@@ -23,16 +25,4 @@ export interface Panel {
   mount(root: HTMLElement, context: PanelContext): void;
 }
 
-export const panels: readonly Panel[] = [cachePanel, racePanel, notebookPanel];
-
-/**
- * Panels that have a place in the page but are not built, because what they show does not
- * exist yet. They are not rendered: a panel joins `panels` when its feature ships.
- * - `generate`: text generation with the GPT model (prompt, cache on/off, strategy picker,
- *   temperature/top-k/seed, streaming tokens, tokens/s and cache bytes, stop).
- * The cache panel's strategy picker lists `strategies` from cache-reader.ts, which today has
- * the one strategy kvkit ships (static); each new strategy appears there with one entry.
- */
-export const plannedPanels: readonly { id: string; title: string; needs: string }[] = [
-  { id: 'generate', title: 'Generate text', needs: 'the GPT model and its text generation' },
-];
+export const panels: readonly Panel[] = [cachePanel, generatePanel, racePanel, notebookPanel];

@@ -48,3 +48,10 @@ export function action(
     }
   });
 }
+
+/** A byte count for people: `512 B`, `24.0 KiB`, `1.50 MiB`. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / (1024 * 1024)).toFixed(2)} MiB`;
+}
