@@ -1,4 +1,8 @@
 import { blockBytes } from './kernel/allocator.ts';
+
+/** Where key and value blocks start: a multiple of this many bytes. */
+const KV_ALIGNMENT = 4096;
+
 import type { KernelHeap } from './kernel/kernel-heap.ts';
 import { type HeapRows, RUN_BYTES } from './kernel/layout.ts';
 
@@ -106,7 +110,14 @@ export class LayerStorage {
     const metaBytes = rows * (this.#maxRuns * RUN_BYTES + 4);
     const taken: number[] = [];
     try {
-      for (const bytes of [kvBytes, kvBytes, metaBytes]) taken.push(heap.alloc(bytes));
+      // Key and value blocks start on a 4 KiB boundary (see HeapAllocator.alloc: the kernel reads
+      // rows that start part-way into 256 bytes ~15% slower).
+      for (const [bytes, alignment] of [
+        [kvBytes, KV_ALIGNMENT],
+        [kvBytes, KV_ALIGNMENT],
+        [metaBytes, 16],
+      ] as const)
+        taken.push(heap.alloc(bytes, alignment));
     } catch (error) {
       for (const ptr of taken) heap.free(ptr);
       throw error;

@@ -125,7 +125,10 @@ export class QuantizedLayer {
     const sizes = this.#sizes(rows, groups);
     const taken: number[] = [];
     try {
-      for (const bytes of sizes) taken.push(heap.alloc(bytes));
+      // Row blocks on 4 KiB boundaries, the run table (index 2) on 16 (see HeapAllocator.alloc).
+      sizes.forEach((bytes, i) => {
+        taken.push(heap.alloc(bytes, i === 2 ? 16 : 4096));
+      });
     } catch (error) {
       for (const ptr of taken) heap.free(ptr);
       throw error;

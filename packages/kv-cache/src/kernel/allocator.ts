@@ -2,7 +2,7 @@ import { CacheCapacityError, ValueError } from '@kvkit/tensor-utils';
 
 /**
  * A first-fit allocator over a WebAssembly.Memory (the memory of a `KernelHeap`). Blocks are
- * 16-byte aligned (v128 loads), freed blocks coalesce with their neighbours, and the memory
+ * 16-byte aligned (v128 loads) or as asked, freed blocks coalesce with their neighbours, and the memory
  * grows (64 KiB pages) when nothing fits.
  *
  * Growing a Memory detaches every typed-array view of the old buffer: take views through
@@ -24,29 +24,48 @@ export class HeapAllocator {
     this.#top = align(base);
   }
 
-  /** Reserves `bytes` (rounded up to 16) and returns the block's byte offset. */
-  alloc(bytes: number): number {
+  /**
+   * Reserves `bytes` (rounded up to 16) and returns the block's byte offset, a multiple of
+   * `alignment` (a power of two, at least 16). A gap left before an aligned block stays free.
+   * Caches ask for 4096 for their key/value blocks: rows that start part-way into a 256-byte
+   * block read ~15% slower in the attention kernel (GPT-2-small rows, 2,049 positions: 740-780
+   * us at offsets 64 or 128 mod 256, 620-660 us at 0, 256 or 512, measured on one heap).
+   */
+  alloc(bytes: number, alignment = 16): number {
     if (!Number.isInteger(bytes) || bytes < 0) {
       throw new ValueError(`alloc: bytes must be a non-negative integer, got ${bytes}`, {
         argument: 'bytes',
         value: bytes,
       });
     }
+    if (!Number.isInteger(alignment) || alignment < 16 || (alignment & (alignment - 1)) !== 0) {
+      throw new ValueError(`alloc: alignment must be a power of two >= 16, got ${alignment}`, {
+        argument: 'alignment',
+        value: alignment,
+      });
+    }
     const size = blockBytes(bytes);
     for (let i = 0; i < this.#free.length; i++) {
       const [start, end] = this.#free[i]!;
-      if (end - start < size) continue;
-      if (end - start === size) this.#free.splice(i, 1);
-      else this.#free[i] = [start + size, end];
-      this.#sizes.set(start, size);
-      return start;
+      const at = alignUp(start, alignment);
+      if (at + size > end) continue;
+      // What is left of the free block: the gap before `at`, and the tail after the block.
+      const rest: [number, number][] = [];
+      if (at > start) rest.push([start, at]);
+      if (at + size < end) rest.push([at + size, end]);
+      this.#free.splice(i, 1, ...rest);
+      this.#sizes.set(at, size);
+      return at;
     }
-    const start = this.#top;
-    const need = start + size - this.memory.buffer.byteLength;
+    const at = alignUp(this.#top, alignment);
+    const need = at + size - this.memory.buffer.byteLength;
     if (need > 0) this.#grow(need);
-    this.#top = start + size;
-    this.#sizes.set(start, size);
-    return start;
+    // The free list never holds a block ending at the top (free() gives such a tail back), so
+    // the gap is a new last entry.
+    if (at > this.#top) this.#free.push([this.#top, at]);
+    this.#top = at + size;
+    this.#sizes.set(at, size);
+    return at;
   }
 
   /** Returns a block to the heap. Freeing an unknown offset is an error (double free). */
@@ -144,4 +163,8 @@ export function blockBytes(bytes: number): number {
 
 function align(n: number): number {
   return Math.ceil(n / 16) * 16;
+}
+
+function alignUp(n: number, alignment: number): number {
+  return Math.ceil(n / alignment) * alignment;
 }

@@ -320,6 +320,30 @@ describe('HeapAllocator', () => {
     expect(heap.alloc(16)).toBe(1136); // the tail came back to the top
   });
 
+  test('aligned blocks: from the top and from inside a free block; the gaps stay free', () => {
+    const heap = new HeapAllocator(new WebAssembly.Memory({ initial: 1 }), 1024);
+    const a = heap.alloc(100, 4096); // from the top: [1024, 4096) becomes a free gap
+    expect(a).toBe(4096);
+    expect(heap.sizeOf(a)).toBe(112); // sizes (and so bytesReserved) are what was asked for
+    expect(heap.alloc(3072)).toBe(1024); // the gap is used first (first fit), exactly
+    expect(heap.alloc(16, 256)).toBe(4352); // the top is 4208: [4208, 4352) becomes a gap
+    expect(heap.alloc(16)).toBe(4208); // from that gap; [4224, 4352) stays free
+    const hole = heap.alloc(2048); // [4368, 6416) from the top
+    expect(heap.alloc(200)).toBe(6416); // keeps the hole below the top once freed
+    heap.free(hole);
+    const c = heap.alloc(64, 1024); // inside the hole, at 5120: both sides stay free
+    expect(c).toBe(5120);
+    expect(heap.alloc(700)).toBe(4368); // [4368, 5072): the part before c
+    expect(heap.alloc(1000)).toBe(5184); // the part after c
+    heap.free(c);
+    expect(heap.alloc(128)).toBe(4224); // [4224, 4352), left from the second gap
+    expect(heap.alloc(112)).toBe(5072); // c's block merged with the 48 bytes before it
+    expect(heap.bytesAllocated()).toBe(112 + 3072 + 16 + 16 + 208 + 704 + 1008 + 128 + 112);
+    for (const bad of [0, 8, 24, 100, Number.NaN]) {
+      expect(() => heap.alloc(16, bad)).toThrow(/alignment must be a power of two >= 16/);
+    }
+  });
+
   test('falls back to growing by exactly what is needed near its limit; a typed error past it', () => {
     const heap = new HeapAllocator(
       new WebAssembly.Memory({ initial: 81, maximum: 100 }),

@@ -63,7 +63,8 @@ export class BlockPool {
 
   /** Takes the pool's memory from the heap (throws, changing nothing, if it cannot). */
   allocate(): void {
-    if (!this.allocated) this.ptr = this.#heap.alloc(this.dims.numBlocks * this.bytesPerBlock);
+    if (!this.allocated)
+      this.ptr = this.#heap.alloc(this.dims.numBlocks * this.bytesPerBlock, 4096); // see HeapAllocator.alloc
   }
 
   /** Gives a pool that holds nothing yet back to the heap (a failed first use). */
