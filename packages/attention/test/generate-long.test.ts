@@ -11,8 +11,8 @@ import { setupBackend } from './support.ts';
 // 1,000 generated tokens leave tf.memory().numTensors and the kvkit kernel heap flat.
 //
 // Strategies: the static and dynamic caches keep every position, so they must equal the no-cache
-// path exactly. TODO(generation past blockSize): sliding-window and sink caches see only part
-// of the context; their generation past blockSize is to be compared with crop-and-recompute.
+// path exactly. Sliding-window and sink caches see only part of the context; their generation
+// past blockSize is compared with minGPT's crop-and-recompute in gpt-window.test.ts.
 
 beforeAll(setupBackend);
 
