@@ -425,6 +425,27 @@ export function checkQuantizedOptions(
   return { bits, groupSize, residual };
 }
 
+/**
+ * The checks every cache's `checkUpdate` starts with, in this order: the layer, the batch size,
+ * the update's length, the start positions, the spans. Returns each batch row's start position
+ * and number of new positions.
+ */
+export function checkUpdateArgs(
+  layer: number,
+  nLayers: number,
+  batchSize: number,
+  maxBatchSize: number | null,
+  startPos: StartPositions,
+  newPositions: number,
+  spans: RowSpans | undefined,
+): { starts: number[]; counts: number[] } {
+  checkLayer(layer, nLayers);
+  checkBatch(batchSize, maxBatchSize);
+  checkUpdateLength(newPositions);
+  const starts = checkStartPositions(startPos, batchSize);
+  return { starts, counts: spanCounts(spans, batchSize, newPositions) };
+}
+
 /** New positions per batch row of an update of T positions: T each, or the spans' counts. */
 export function spanCounts(spans: RowSpans | undefined, batchSize: number, T: number): number[] {
   return spans ? [...checkSpans(spans, batchSize, T).count] : new Array<number>(batchSize).fill(T);

@@ -12,13 +12,12 @@ import {
   checkRows,
   checkRowUpdate,
   checkStartPositions,
-  checkUpdateLength,
+  checkUpdateArgs,
   checkViewRows,
   cloneTarget,
   cropLayers,
   cropRows,
   MAX_POSITION,
-  spanCounts,
 } from './checks.ts';
 import { defaultHeap, type KernelHeap } from './kernel/kernel-heap.ts';
 import {
@@ -155,11 +154,15 @@ export class QuantizedKVCache implements KVCache {
     options: { crop?: boolean; inPieces?: boolean; spans?: UpdateOptions['spans'] } = {},
   ): void {
     this.#alive();
-    checkLayer(layer, this.nLayers);
-    checkBatch(batchSize, this.maxBatchSize);
-    checkUpdateLength(newPositions);
-    const starts = checkStartPositions(startPos, batchSize);
-    const counts = spanCounts(options.spans, batchSize, newPositions);
+    const { starts, counts } = checkUpdateArgs(
+      layer,
+      this.nLayers,
+      batchSize,
+      this.maxBatchSize,
+      startPos,
+      newPositions,
+      options.spans,
+    );
     for (let b = 0; b < batchSize; b++) {
       const s = starts[b]!;
       const seen = this.#store.lengths[layer]![b] ?? 0;

@@ -11,13 +11,12 @@ import {
   checkRowUpdate,
   checkSpans,
   checkStartPositions,
-  checkUpdateLength,
+  checkUpdateArgs,
   checkViewRows,
   cloneTarget,
   cropLayers,
   cropRows,
   MAX_POSITION,
-  spanCounts,
 } from './checks.ts';
 import { gatherRows } from './gather-rows.ts';
 import { defaultHeap, type KernelHeap } from './kernel/kernel-heap.ts';
@@ -137,11 +136,15 @@ export abstract class SlotKVCache implements KVCache {
     options: { crop?: boolean; inPieces?: boolean; spans?: RowSpans } = {},
   ): void {
     this.checkAlive();
-    checkLayer(layer, this.nLayers);
-    checkBatch(batchSize, this.maxBatchSize);
-    checkUpdateLength(newPositions);
-    const starts = checkStartPositions(startPos, batchSize);
-    const counts = spanCounts(options.spans, batchSize, newPositions);
+    const { starts, counts } = checkUpdateArgs(
+      layer,
+      this.nLayers,
+      batchSize,
+      this.maxBatchSize,
+      startPos,
+      newPositions,
+      options.spans,
+    );
     const lengths = this.lengths[layer]!;
     for (let b = 0; b < batchSize; b++) {
       const s = starts[b]!;

@@ -2,12 +2,13 @@ import { CacheCapacityError, ValueError } from '@kvkit/tensor-utils';
 import {
   checkBatch,
   checkLayer,
+  checkLength,
   checkRowIndex,
   checkRows,
   checkRowUpdate,
-  checkSpans,
   checkStartPositions,
-  checkUpdateLength,
+  checkUpdateArgs,
+  spanCounts,
 } from '../checks.ts';
 import type { KVView } from '../kernel/layout.ts';
 import type {
@@ -69,11 +70,15 @@ export abstract class PagedRows extends PagedSequences {
     options: { crop?: boolean; inPieces?: boolean; spans?: RowSpans } = {},
   ): void {
     this.checkAlive();
-    checkLayer(layer, this.nLayers);
-    checkBatch(batchSize, this.maxBatchSize);
-    checkUpdateLength(newPositions);
-    const starts = checkStartPositions(startPos, batchSize);
-    const counts = this.#counts(batchSize, newPositions, options.spans);
+    const { starts, counts } = checkUpdateArgs(
+      layer,
+      this.nLayers,
+      batchSize,
+      this.maxBatchSize,
+      startPos,
+      newPositions,
+      options.spans,
+    );
     const plan = new BlockPlan(this.pool);
     for (let b = 0; b < batchSize; b++) {
       const seq = this.rowSequence(b, 'update');
@@ -93,12 +98,7 @@ export abstract class PagedRows extends PagedSequences {
     this.checkAlive();
     checkLayer(layer, this.nLayers);
     checkBatch(batchSize, this.maxBatchSize);
-    if (!Number.isInteger(length) || length < 0) {
-      throw new ValueError(`reserve: length must be a non-negative integer, got ${length}`, {
-        argument: 'length',
-        value: length,
-      });
-    }
+    checkLength('reserve', length);
     if (length > this.maxPosition) {
       throw new CacheCapacityError(
         `reserve: ${length} positions exceed the pool's ${this.maxPosition} (numBlocks x blockSize)`,
@@ -132,7 +132,7 @@ export abstract class PagedRows extends PagedSequences {
     const { batchSize: B, T } = checkRows(rows, this.nKvHeads, this.headSize, this.heap);
     this.checkUpdate(layer, B, startPos, T, options.spans ? { spans: options.spans } : {});
     const starts = checkStartPositions(startPos, B);
-    const counts = this.#counts(B, T, options.spans);
+    const counts = spanCounts(options.spans, B, T);
     const firsts = options.spans?.first ?? new Array<number>(B).fill(0);
     const host =
       'ptr' in rows
@@ -283,19 +283,9 @@ export abstract class PagedRows extends PagedSequences {
     }
   }
 
-  /** New positions per batch row: T each, or the spans' counts (checked). */
-  #counts(batchSize: number, T: number, spans: RowSpans | undefined): number[] {
-    return spans ? checkSpans(spans, batchSize, T).count.slice() : new Array(batchSize).fill(T);
-  }
-
   #cropTargets(length: number, options: CropOptions): { layers: number[]; seqs: Sequence[] } {
     this.checkAlive();
-    if (!Number.isInteger(length) || length < 0) {
-      throw new ValueError(`crop: length must be a non-negative integer, got ${length}`, {
-        argument: 'length',
-        value: length,
-      });
-    }
+    checkLength('crop', length);
     if (options.layer !== undefined) checkLayer(options.layer, this.nLayers);
     const rows = options.rows ?? this.bound.map((_, b) => b);
     for (const b of rows) checkRowIndex(b, this.maxBatchSize);
