@@ -6,28 +6,14 @@
 // scenario's schedule at its quick sizes, after checking its cached step's logits against the
 // no-cache forward's. Serves
 // docs/.vitepress/dist with site.ts.
-import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { readReport, renderMarkdown } from '@kvkit/bench';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { docsDir, launchBrowser, openPage as open, startServer, stopServer } from './site.ts';
+import type { Page } from 'playwright-core';
+import { describe, expect, test } from 'vitest';
+import { docsDir, useSite } from './site.ts';
 
-let server: Server | undefined;
-let origin = '';
-let browser: Browser | undefined;
-
-beforeAll(async () => {
-  browser = await launchBrowser();
-  ({ server, origin } = await startServer());
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await stopServer(server);
-});
-
-const openPage = () => open(browser);
+const site = useSite();
+const openPage = () => site.openPage();
 
 /** `mean ± std` as kvbench's %timeit line writes it. */
 const meanStd = /^[\d.]+ (s|ms|µs|ns) ± [\d.]+ (s|ms|µs|ns)$/;
@@ -61,7 +47,7 @@ async function settled(page: Page): Promise<void> {
 describe('the Benchmarks page', () => {
   test('shows its report as latest.md does: noise verdict, machine, peers with floors, history', async () => {
     const { page, problems } = await openPage();
-    await page.goto(`${origin}/benchmarks/`, { waitUntil: 'load' });
+    await page.goto(`${site.origin}/benchmarks/`, { waitUntil: 'load' });
     const source = page.getByTestId('benchmark-source');
     const file = (await source.locator('code').last().textContent())!.trim();
     const report = readReport(resolve(docsDir, '..', file));
@@ -95,7 +81,7 @@ describe('the Benchmarks page', () => {
 
   test("Run it in your browser: times the seed scenario here, beside the report's numbers, and the gpt scenario (quick sizes) on request", async () => {
     const { page, problems } = await openPage();
-    await page.goto(`${origin}/benchmarks/`, { waitUntil: 'load' });
+    await page.goto(`${site.origin}/benchmarks/`, { waitUntil: 'load' });
     const file = (await page
       .getByTestId('benchmark-source')
       .locator('code')

@@ -1,29 +1,15 @@
 // Smoke test of the BUILT docs site in Debian's Chromium: the home page renders, and the
 // getting-started page runs the seed notebook's first forward pass on the tfjs wasm backend.
 // Serves docs/.vitepress/dist with the static server in site.ts.
-import type { Server } from 'node:http';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { launchBrowser, openPage as open, startServer, stopServer } from './site.ts';
+import type { Page } from 'playwright-core';
+import { describe, expect, test } from 'vitest';
+import { useSite } from './site.ts';
 
 /** The first row the seed notebook prints for `mha.forward(input)` (cell 5). */
 const expectedFirstRow = 'tensor([[[-0.2179,  0.4357,  0.3333,  0.0294, -0.0310, -0.0278],';
 
-let server: Server | undefined;
-let origin = '';
-let browser: Browser | undefined;
-
-beforeAll(async () => {
-  browser = await launchBrowser();
-  ({ server, origin } = await startServer());
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await stopServer(server);
-});
-
-const openPage = () => open(browser);
+const site = useSite();
+const openPage = () => site.openPage();
 
 /** Waits until the live example finishes (or fails) and returns its root's status. */
 async function liveStatus(page: Page): Promise<string | null> {
@@ -59,7 +45,7 @@ async function expectLiveOutput(page: Page, problems: string[], urls: string[]):
 describe('the built docs site', () => {
   test('home page: title and hero', async () => {
     const { page, problems } = await openPage();
-    await page.goto(`${origin}/`, { waitUntil: 'load' });
+    await page.goto(`${site.origin}/`, { waitUntil: 'load' });
     expect(await page.title()).toContain('kvkit');
     await expect.poll(() => page.locator('.VPHero .name').textContent()).toContain('kvkit');
     expect(await page.locator('.VPHero .text').textContent()).toContain(
@@ -74,7 +60,7 @@ describe('the built docs site', () => {
 
   test('getting started: the live example reproduces the notebook on the wasm backend', async () => {
     const { page, problems, urls } = await openPage();
-    await page.goto(`${origin}/guide/getting-started.html`, { waitUntil: 'load' });
+    await page.goto(`${site.origin}/guide/getting-started.html`, { waitUntil: 'load' });
     expect(await page.title()).toContain('Getting started');
     await expectLiveOutput(page, problems, urls);
     expect(problems).toEqual([]);
@@ -83,7 +69,7 @@ describe('the built docs site', () => {
 
   test('client-side navigation from the hero button runs the live example too', async () => {
     const { page, problems, urls } = await openPage();
-    await page.goto(`${origin}/`, { waitUntil: 'load' });
+    await page.goto(`${site.origin}/`, { waitUntil: 'load' });
     await page.locator('a.VPButton', { hasText: 'Get started' }).click();
     await page.waitForURL('**/guide/getting-started.html');
     await expectLiveOutput(page, problems, urls);
@@ -93,7 +79,7 @@ describe('the built docs site', () => {
 
   test("the demo's copy in the site runs, and links back to the docs", async () => {
     const { page, problems } = await openPage();
-    await page.goto(`${origin}/demo/`, { waitUntil: 'load' });
+    await page.goto(`${site.origin}/demo/`, { waitUntil: 'load' });
     await page.waitForSelector('body[data-status="ready"], body[data-status="error"]', {
       state: 'attached',
       timeout: 60_000,
@@ -113,7 +99,7 @@ describe('the built docs site', () => {
 
   test('the seed notebook page shows all 20 cells, with their saved outputs', async () => {
     const { page, problems } = await openPage();
-    await page.goto(`${origin}/guide/seed-notebook.html`, { waitUntil: 'load' });
+    await page.goto(`${site.origin}/guide/seed-notebook.html`, { waitUntil: 'load' });
     const cells = page.locator('[data-testid="seed-notebook"] [data-cell]');
     expect(await cells.count()).toBe(20);
     expect(await cells.nth(4).locator('.seed-notebook__output').textContent()).toContain(

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 import { chromiumArgs, findChromium } from '../../scripts/browser.mjs';
 
 export const docsDir = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -113,4 +114,30 @@ export async function openPage(
     if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
   });
   return { page, problems, urls };
+}
+
+/**
+ * The built site and Chromium for one test file: started before its tests, stopped after them.
+ * `site.origin` is the server's address once they run; `site.openPage()` opens a page that
+ * records problems (see `openPage`).
+ */
+export function useSite(): {
+  readonly origin: string;
+  openPage: (viewport?: { width: number; height: number }) => ReturnType<typeof openPage>;
+} {
+  let server: Server | undefined;
+  let browser: Browser | undefined;
+  const site = {
+    origin: '',
+    openPage: (viewport?: { width: number; height: number }) => openPage(browser, viewport),
+  };
+  beforeAll(async () => {
+    browser = await launchBrowser();
+    ({ server, origin: site.origin } = await startServer());
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stopServer(server);
+  });
+  return site;
 }
