@@ -7,19 +7,16 @@ import { initBackend, rand, setSeed } from '@kvkit/tensor-utils';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { attentionModel } from './onnx-attention.ts';
-import { loadOrtEngine, type OrtEngine } from './ort-engines.ts';
+import type { OrtEngine, OrtEngineName } from './ort-engines.ts';
 import { PastPresentRunner, sliceTokens, values } from './ort-runner.ts';
+import { loadInstalledEngines } from './test-support/installed-engines.ts';
 import { maxAbsDiff, peerTolerance } from './verify.ts';
 import { layerWeights } from './weights.ts';
 
-const engines: Partial<Record<'ort-web' | 'ort-node', OrtEngine>> = {};
+let engines: Record<OrtEngineName, OrtEngine>;
 beforeAll(async () => {
   await initBackend('wasm');
-  for (const id of ['ort-web', 'ort-node'] as const) {
-    const e = await loadOrtEngine(id);
-    if ('skipped' in e) throw new Error(e.skipped); // installed here: a skip would be a bug
-    engines[id] = e;
-  }
+  engines = await loadInstalledEngines();
 });
 
 const B = 2;

@@ -14,23 +14,20 @@ import {
   gptWorkload,
 } from '../scenarios/gpt-workload.ts';
 import { gptModel, gptOnnxNames } from './onnx-gpt.ts';
-import { loadOrtEngine, type OrtEngine, type OrtEngineName } from './ort-engines.ts';
+import type { OrtEngine, OrtEngineName } from './ort-engines.ts';
 import { PastPresentRunner, values } from './ort-runner.ts';
+import { loadInstalledEngines } from './test-support/installed-engines.ts';
 import { gptTolerance, maxAbsDiff } from './verify.ts';
 
 // Three layers and three heads: more than one block, and a head count that is not a power of two.
 const sizes: GptSizes = { ...gptSizes.quick, nLayer: 3, nHead: 3, C: 48, vocabSize: 97 };
 const weights = gptWeights(sizes);
-const engines: Partial<Record<OrtEngineName, OrtEngine>> = {};
+let engines: Record<OrtEngineName, OrtEngine>;
 let w: ReturnType<typeof gptWorkload>;
 
 beforeAll(async () => {
   await initBackend('wasm');
-  for (const id of ['ort-web', 'ort-node'] as const) {
-    const e = await loadOrtEngine(id);
-    if ('skipped' in e) throw new Error(e.skipped); // installed here: a skip would be a bug
-    engines[id] = e;
-  }
+  engines = await loadInstalledEngines();
   w = gptWorkload(sizes, weights);
 });
 afterAll(() => w.dispose());
