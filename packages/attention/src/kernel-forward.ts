@@ -64,7 +64,15 @@ export function forwardKernel(a: KernelForwardArgs): tf.Tensor3D | null {
       batchSize: B,
       T,
     };
-    const queries = { ptr: io, batchStride: T * W * 4, rowStride: W * 4 };
+    // Every batch row's T queries from its start position (the pieces below narrow it).
+    const queries = {
+      ptr: io,
+      batchStride: T * W * 4,
+      rowStride: W * 4,
+      T,
+      nHead: nh,
+      startPos: a.startPos,
+    };
     const output = { ptr: out, batchStride: T * C * 4, rowStride: C * 4 };
     // Padding rows are not attended: their output stays 0 (the caller zeroes the module's too).
     if (a.spans) heap.f32().fill(0, out / 4, out / 4 + B * T * C);
@@ -72,16 +80,7 @@ export function forwardKernel(a: KernelForwardArgs): tf.Tensor3D | null {
       a.beforeWrite();
       if (!a.spans && a.cache.maxUpdateLength(a.layer, a.startPos, B) >= T) {
         // The common case: the whole chunk in one update and one kernel call.
-        const view = a.cache.update(a.layer, rows, a.startPos);
-        const q = {
-          ptr: io,
-          batchStride: T * W * 4,
-          rowStride: W * 4,
-          T,
-          nHead: nh,
-          startPos: a.startPos,
-        };
-        attend(view, q, output);
+        attend(a.cache.update(a.layer, rows, a.startPos), queries, output);
       } else {
         // A ring cache takes one position at a time once it is full: attend piece by piece.
         for (const p of cachePieces(a.cache, a.layer, a.startPos, T, a.spans)) {
