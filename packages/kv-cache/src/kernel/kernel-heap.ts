@@ -119,7 +119,7 @@ export class KernelHeap extends HeapAllocator {
     heads: number,
     bytes: number,
   ): void {
-    this.#exports.copy_rows(
+    this.copyRowsRaw(
       src.ptr,
       src.rowStride,
       src.headStride,
