@@ -1,8 +1,4 @@
-import { blockBytes } from './kernel/allocator.ts';
-
-/** Where key and value blocks start: a multiple of this many bytes. */
-const KV_ALIGNMENT = 4096;
-
+import { blockBytes, KV_ALIGNMENT } from './kernel/allocator.ts';
 import type { KernelHeap } from './kernel/kernel-heap.ts';
 import { type HeapRows, RUN_BYTES } from './kernel/layout.ts';
 

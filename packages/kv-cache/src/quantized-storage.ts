@@ -1,3 +1,4 @@
+import { KV_ALIGNMENT } from './kernel/allocator.ts';
 import type { KernelHeap } from './kernel/kernel-heap.ts';
 import {
   type HeapRows,
@@ -125,9 +126,9 @@ export class QuantizedLayer {
     const sizes = this.#sizes(rows, groups);
     const taken: number[] = [];
     try {
-      // Row blocks on 4 KiB boundaries, the run table (index 2) on 16 (see HeapAllocator.alloc).
+      // Row blocks on KV_ALIGNMENT boundaries, the run table (index 2) on 16 (see HeapAllocator.alloc).
       sizes.forEach((bytes, i) => {
-        taken.push(heap.alloc(bytes, i === 2 ? 16 : 4096));
+        taken.push(heap.alloc(bytes, i === 2 ? 16 : KV_ALIGNMENT));
       });
     } catch (error) {
       for (const ptr of taken) heap.free(ptr);

@@ -1,3 +1,4 @@
+import { KV_ALIGNMENT } from '../kernel/allocator.ts';
 import type { KernelHeap } from '../kernel/kernel-heap.ts';
 import type { HeapRows } from '../kernel/layout.ts';
 import { PrefixIndex } from './prefix-index.ts';
@@ -64,7 +65,7 @@ export class BlockPool {
   /** Takes the pool's memory from the heap (throws, changing nothing, if it cannot). */
   allocate(): void {
     if (!this.allocated)
-      this.ptr = this.#heap.alloc(this.dims.numBlocks * this.bytesPerBlock, 4096); // see HeapAllocator.alloc
+      this.ptr = this.#heap.alloc(this.dims.numBlocks * this.bytesPerBlock, KV_ALIGNMENT);
   }
 
   /** Gives a pool that holds nothing yet back to the heap (a failed first use). */
